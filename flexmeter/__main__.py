@@ -1,0 +1,3 @@
+from flexmeter.cli import app
+
+app()

@@ -1,0 +1,49 @@
+"""Every URL, port, path and tenant the project uses, from ``FLEXMETER_*`` environment variables.
+
+One settings object for every component, so that swapping an embedded component for the real FIWARE
+Generic Enabler is a change of URL and nothing else.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Defaults are the embedded stack on one machine (DESIGN.md §3)."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEXMETER_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Where embedded components keep their SQLite files.")
+    host: str = Field("127.0.0.1", description="Address the embedded servers bind to.")
+
+    broker_port: int = Field(1026, description="Embedded context broker port (Orion's).")
+    timeseries_port: int = Field(8668, description="Embedded time-series port (QuantumLeap's).")
+    iota_north_port: int = Field(4041, description="IoT Agent north (provisioning) API port.")
+    iota_south_port: int = Field(7896, description="IoT Agent south HTTP port (iotagent-json's).")
+    service_port: int = Field(5050, description="Business-logic service port.")
+
+    ngsi_url: str = Field("http://127.0.0.1:1026", description="NGSI-v2 context broker (embedded or Orion).")
+    ql_url: str = Field("http://127.0.0.1:8668", description="Time series (embedded or QuantumLeap).")
+    iota_url: str = Field("http://127.0.0.1:4041", description="IoT Agent north API.")
+    service_url: str = Field("http://127.0.0.1:5050", description="Business-logic service.")
+    mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="MQTT broker for south traffic.")
+    amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/%2F", description="AMQP broker (Midori).")
+    postgres_dsn: str | None = Field(None, description="PostgreSQL DSN for the time-series backend.")
+
+    service: str = Field("flexmeter", description="Default Fiware-Service (tenant).")
+    service_path: str = Field("/", description="Default Fiware-ServicePath.")
+    token: str | None = Field(None, description="Bearer token sent to / required by north APIs.")
+
+    def db_path(self, name: str) -> Path:
+        """One SQLite file per component under the data dir."""
+        return self.data_dir / f"{name}.db"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""The embedded Orion-compatible NGSI-v2 context broker."""

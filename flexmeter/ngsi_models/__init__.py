@@ -1,0 +1,1 @@
+"""ngsi_models"""

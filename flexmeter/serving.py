@@ -1,0 +1,112 @@
+"""How every HTTP component of flexmeter is served: waitress, one ready line, clean stop on SIGTERM/SIGINT.
+
+One function so that the broker, the time series, the IoT Agent north/south APIs and the service all
+behave alike for the processes (and tests) that start them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from types import FrameType
+from typing import Any
+
+from waitress.server import create_server
+
+log = logging.getLogger(__name__)
+
+
+class _Stop(Exception):
+    """Raised from the signal handler to leave waitress' loop."""
+
+
+def ready_line(host: str, port: int) -> str:
+    return f"ready on http://{host}:{port}"
+
+
+def serve(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    threads: int = 8,
+    on_stop: Iterable[Callable[[], None]] = (),
+    max_request_body_size: int = 1 << 30,
+) -> None:
+    """Serve a WSGI app until SIGTERM/SIGINT, then run the ``on_stop`` callbacks in order.
+
+    Prints ``ready on http://HOST:PORT`` to stdout (flushed) once the socket listens; ``port=0`` picks a
+    free port and the ready line tells which.
+    """
+    server = create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="flexmeter",
+        max_request_body_size=max_request_body_size,
+        channel_timeout=120,
+        connection_limit=1000,
+        asyncore_use_poll=True,
+    )
+    effective_port = int(getattr(server, "effective_port", port))
+
+    def _raise_stop(signum: int, frame: FrameType | None) -> None:
+        raise _Stop()
+
+    previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    print(ready_line(host, effective_port), flush=True)
+    try:
+        server.run()
+    except _Stop:
+        log.info("stopping %s:%s", host, effective_port)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        try:
+            server.close()
+        except Exception:  # noqa: BLE001 - closing must never hide the stop callbacks
+            log.exception("error while closing the server")
+        for callback in on_stop:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001
+                log.exception("error in stop callback")
+        sys.stdout.flush()
+
+
+class BackgroundServer:
+    """A WSGI app served on a thread: for in-process receivers (benchmarks, notification sinks)."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 4) -> None:
+        self._server = create_server(app, host=host, port=port, threads=threads, asyncore_use_poll=True)
+        self.host = host
+        self.port = int(getattr(self._server, "effective_port", port))
+        self._thread = threading.Thread(target=self._run, name=f"http-{self.port}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _run(self) -> None:
+        try:
+            self._server.run()
+        except Exception:  # noqa: BLE001 - closing the socket from another thread ends run() this way
+            pass
+
+    def start(self) -> BackgroundServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
