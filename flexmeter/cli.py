@@ -44,6 +44,7 @@ GROUPS: dict[str, typer.Typer] = {
 
 # Modules exposing ``register(groups: dict[str, typer.Typer]) -> None``; each adds its own commands.
 COMMAND_MODULES: list[str] = [
+    "flexmeter.stack.commands",
 ]
 
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-READY = re.compile(r"ready on (http://[^\s]+)")
+READY = re.compile(r"ready on ((?:http|mqtt)://\S+)")
 
 
 def free_port() -> int:

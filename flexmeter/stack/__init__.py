@@ -1,0 +1,1 @@
+"""The embedded stack on one machine: `flexmeter up` and the embedded MQTT broker."""
