@@ -19,7 +19,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-decode_app = typer.Typer(help="Decode one meter frame (hex string, '-' for stdin, or a file).", no_args_is_help=True)
+decode_app = typer.Typer(help="Decode one meter frame (hex string, '-' for stdin, or a file).",
+                         no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks: print the figures and the conditions they were measured in.",
                         no_args_is_help=True)
 provision_app = typer.Typer(help="Provision tenants, devices, entities and subscriptions from an inventory.",
@@ -45,12 +46,20 @@ GROUPS: dict[str, typer.Typer] = {
 # Modules exposing ``register(groups: dict[str, typer.Typer]) -> None``; each adds its own commands.
 COMMAND_MODULES: list[str] = [
     "flexmeter.stack.commands",
+    "flexmeter.quantumleap.commands",
+    "flexmeter.iot_agents.commands",
+    "flexmeter.contextbroker.commands",
+    "flexmeter.contextbroker.bench_commands",
+    "flexmeter.contextbroker.query.commands",
+    "flexmeter.iot_agents.mbus.commands",
+    "flexmeter.iot_agents.dlms.commands",
 ]
 
 
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging on stderr.")) -> None:
-    level = logging.DEBUG if verbose else getattr(logging, os.environ.get("FLEXMETER_LOG_LEVEL", "INFO").upper())
+    configured = os.environ.get("FLEXMETER_LOG_LEVEL", "INFO").upper()
+    level = logging.DEBUG if verbose else getattr(logging, configured, logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 

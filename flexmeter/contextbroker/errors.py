@@ -73,3 +73,35 @@ class Unprocessable(OrionError):
 class NotAcceptable(OrionError):
     status = 406
     error = "NotAcceptable"
+
+
+class TooManyResults(Conflict):
+    """409: a request by id matches several entities (different types or service paths)."""
+
+
+class PartialUpdate(Unprocessable):
+    """422: some of the request was applied, some named things that do not exist."""
+
+    error = "PartialUpdate"
+
+
+class NotImplementedYet(OrionError):
+    status = 501
+    error = "NotImplemented"
+
+
+# Orion's standard descriptions (src/lib/common/errorMessages.h), shared by every route.
+DESC_PARSE = "Errors found in incoming JSON buffer"
+DESC_ENTITY_NOT_FOUND = "The requested entity has not been found. Check type and id"
+DESC_TYPE_NOT_FOUND = "Entity type not found"
+DESC_ATTR_NOT_FOUND = "The entity does not have such an attribute"
+DESC_REGISTRATION_NOT_FOUND = "The requested registration has not been found. Check id"
+DESC_TOO_MANY = "More than one matching entity. Please refine your query"
+DESC_ALREADY_EXISTS = "Already Exists"
+DESC_SERVICE_NOT_FOUND = "Service not found. Check your URL as probably it is wrong."
+DESC_BAD_VERB = "method not allowed"
+DESC_EMPTY_PAYLOAD = "empty payload"
+DESC_NO_CONTENT_LENGTH = "Zero/No Content-Length in PUT/POST/PATCH request"
+DESC_GET_DELETE_CONTENT_TYPE = (
+    "Orion accepts no payload for GET/DELETE requests. HTTP header Content-Type is thus forbidden"
+)

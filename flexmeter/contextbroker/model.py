@@ -6,6 +6,8 @@ that each of them can be written and tested on its own.
 An entity is kept *normalized*: every attribute has ``type``, ``value`` and ``metadata`` (a dict of
 ``{name: {"type": ..., "value": ...}}``), plus the builtin timestamps as POSIX seconds (floats, UTC).
 Attribute order is the order of creation (dicts keep insertion order), as Orion renders it.
+Values of type ``DateTime`` (attributes and metadata) are stored as Orion renders them, normalized on write
+to ``2024-01-01T00:00:00.000Z`` (see ``timeutil``); a ``dateExpires`` attribute is kept as ``expDate``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 from flexmeter.contextbroker.errors import BadRequest
 
@@ -18,7 +19,16 @@ SERVICE_PATH_MAX_TOKENS = 10
 _TENANT_SEPARATOR = "@"  # never valid in a tenant name, so file names map back to tenants
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+class HeaderLookup(Protocol):
+    """Anything with ``get(name)``: a dict, or werkzeug's case-insensitive ``request.headers``."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
+HeaderSource = Mapping[str, str] | HeaderLookup
+
+
+def _header(headers: HeaderSource, name: str) -> str | None:
     value = headers.get(name)
     if value is None:
         value = headers.get(name.lower())
@@ -34,11 +44,12 @@ def validate_service(service: str) -> str:
     if len(service) > SERVICE_MAX_LEN:
         raise BadRequest(f"bad length - a tenant name can be max {SERVICE_MAX_LEN} characters long")
     if not all(_is_name_char(ch) for ch in service):
-        raise BadRequest("bad character in tenant name - only underscore and alphanumeric characters are allowed")
+        raise BadRequest("bad character in tenant name - "
+                         "only underscore and alphanumeric characters are allowed")
     return service.lower()
 
 
-def service_from_headers(headers: Mapping[str, str]) -> str:
+def service_from_headers(headers: HeaderSource) -> str:
     """The request's tenant from ``Fiware-Service``: lowercase, "" when absent or empty (default tenant)."""
     value = _header(headers, "Fiware-Service")
     if value is None:
@@ -69,7 +80,7 @@ def _check_path(path: str) -> str:
     return "/" + "/".join(components) if components else "/"
 
 
-def _split_paths(headers: Mapping[str, str]) -> list[str] | None:
+def _split_paths(headers: HeaderSource) -> list[str] | None:
     value = _header(headers, "Fiware-ServicePath")
     if value is None or value.strip() == "":
         return None
@@ -79,7 +90,7 @@ def _split_paths(headers: Mapping[str, str]) -> list[str] | None:
     return [_check_path(token) for token in tokens]
 
 
-def service_path_for_update(headers: Mapping[str, str]) -> str:
+def service_path_for_update(headers: HeaderSource) -> str:
     """The single service path of a create/update (default ``/``); Orion refuses lists and ``#`` here."""
     paths = _split_paths(headers)
     if paths is None:
@@ -92,7 +103,7 @@ def service_path_for_update(headers: Mapping[str, str]) -> str:
     return path
 
 
-def service_paths_for_query(headers: Mapping[str, str]) -> list[str]:
+def service_paths_for_query(headers: HeaderSource) -> list[str]:
     """The service paths of a query: the comma-separated list of the header, ``["/#"]`` when absent."""
     paths = _split_paths(headers)
     return ["/#"] if paths is None else paths

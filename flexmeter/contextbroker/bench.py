@@ -1,0 +1,344 @@
+"""``flexmeter bench broker``: update and notification throughput and latency of the embedded broker.
+
+Starts its own broker process (free port, temporary database) and an in-process HTTP receiver, then
+measures, each for ``duration`` seconds: single-entity PATCH/s; entities/s through ``/v2/op/update`` in
+batches of 100 with 0, 1 and 1,000 matching subscriptions, with the notifications delivered/s (and that
+every notification arrived, or how many were dropped); and the update→notification latency (p50/p99) at
+a paced 1,000 entity updates/s. Client, broker and receiver share the machine: the conditions are printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import queue
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from flexmeter.serving import BackgroundServer
+
+BATCH = 100
+ENTITIES = 1000
+ENTITY_TYPE = "BenchMeter"
+_READY = re.compile(r"ready on (http://\S+)")
+
+
+class _Receiver:
+    """A bare WSGI notification sink: counts notifications and entities, and measures latency."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.notifications = 0
+        self.entities = 0
+        self.latencies: list[float] | None = None
+        self.server = BackgroundServer(self._app, threads=4)
+        self.url = self.server.url
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        now = time.time()
+        data = json.loads(body).get("data", []) if body else []
+        with self.lock:
+            self.notifications += 1
+            self.entities += len(data)
+            if self.latencies is not None:
+                self.latencies.extend(now - e["ts"] for e in data if isinstance(e, dict) and "ts" in e)
+        start_response("204 No Content", [])
+        return [b""]
+
+    def counts(self) -> tuple[int, int]:
+        with self.lock:
+            return self.notifications, self.entities
+
+    def wait_entities(self, target: int, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.counts()[1]
+            if got >= target:
+                return got
+            time.sleep(0.02)
+        return self.counts()[1]
+
+
+class _Broker:
+    def __init__(self, db: Path, notify_batch: int | None) -> None:
+        args = [sys.executable, "-m", "flexmeter", "broker", "--port", "0", "--db", str(db)]
+        if notify_batch:
+            args += ["--notify-batch", str(notify_batch)]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "FLEXMETER_LOG_LEVEL": "WARNING"}
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     env=env)
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        self.url = ""
+        deadline = time.monotonic() + 30
+        while not self.url:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            if line is None:
+                raise RuntimeError("the broker exited before it was ready")
+            match = _READY.search(line)
+            if match:
+                self.url = match.group(1)
+
+    def metrics(self) -> dict[str, float]:
+        text = requests.get(self.url + "/metrics", timeout=10).text
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name = line.split("{", 1)[0].split(" ", 1)[0]
+                out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+        return out
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _entities(start: int, count: int, ts: float | None = None) -> list[dict[str, Any]]:
+    out = []
+    for i in range(start, start + count):
+        entity: dict[str, Any] = {"id": f"M{i % ENTITIES}", "type": ENTITY_TYPE,
+                                  "power": {"type": "Number", "value": i}}
+        if ts is not None:
+            entity["ts"] = {"type": "Number", "value": ts}
+        out.append(entity)
+    return out
+
+
+def _run_threads(threads: int, duration: float,
+                 work: Callable[[requests.Session, int], int]) -> tuple[int, float]:
+    """Run ``work(session, n)`` in a loop on ``threads`` threads for ``duration``; (units done, seconds)."""
+    done = [0] * threads
+    stop = time.monotonic() + duration
+
+    def loop(index: int) -> None:
+        session = requests.Session()
+        n = 0
+        while time.monotonic() < stop:
+            done[index] += work(session, n)
+            n += 1
+        session.close()
+
+    started = time.monotonic()
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(done), time.monotonic() - started
+
+
+def _batch_work(url: str, offset: int = 0) -> Callable[[requests.Session, int], int]:
+    def work(session: requests.Session, n: int) -> int:
+        body = {"actionType": "append", "entities": _entities(offset + n * BATCH, BATCH, time.time())}
+        r = session.post(url + "/v2/op/update", json=body, timeout=60)
+        if r.status_code != 204:
+            raise RuntimeError(f"batch update answered {r.status_code}: {r.text[:200]}")
+        return BATCH
+    return work
+
+
+def _subscribe(url: str, receiver_url: str, count: int) -> None:
+    session = requests.Session()
+    payload = {"subject": {"entities": [{"idPattern": ".*", "type": ENTITY_TYPE}]},
+               "notification": {"http": {"url": receiver_url + "/notify"}, "attrs": ["ts", "power"],
+                                "attrsFormat": "keyValues"}}
+    for _ in range(count):
+        r = session.post(url + "/v2/subscriptions", json=payload, timeout=30)
+        if r.status_code != 201:
+            raise RuntimeError(f"subscription answered {r.status_code}: {r.text[:200]}")
+    session.close()
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def run_bench(duration: float = 3.0, *, client_threads: int = 4, notify_batch: int = 100,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """All figures, as a JSON-ready dict."""
+    say = progress or (lambda text: None)
+    receiver = _Receiver()
+    receiver.server.start()
+    figures: dict[str, Any] = {}
+    conditions = {
+        "cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+        "duration_s_per_figure": duration, "batch_size": BATCH, "distinct_entities": ENTITIES,
+        "client_threads": client_threads,
+        "notify_workers": int(os.environ.get("FLEXMETER_NOTIFY_WORKERS", "4")),
+        "note": "client, broker and receiver run on the same machine; the broker is a separate process",
+    }
+    try:
+        with tempfile.TemporaryDirectory(prefix="flexmeter-bench-") as tmp:
+            # -- Orion semantics (one notification per entity) ---------------------------------
+            broker = _Broker(Path(tmp) / "orion.db", None)
+            try:
+                session = requests.Session()
+                for start in range(0, ENTITIES, BATCH):
+                    session.post(broker.url + "/v2/op/update", timeout=60,
+                                 json={"actionType": "append", "entities": _entities(start, BATCH)}
+                                 ).raise_for_status()
+                body = {"power": {"type": "Number", "value": 0}}
+
+                def patch(s: requests.Session, n: int) -> int:
+                    body["power"]["value"] = n
+                    r = s.patch(broker.url + f"/v2/entities/M{n % ENTITIES}/attrs", json=body, timeout=30)
+                    if r.status_code != 204:
+                        raise RuntimeError(f"PATCH answered {r.status_code}: {r.text[:200]}")
+                    return 1
+
+                say("single-entity PATCH/s")
+                done, secs = _run_threads(client_threads * 2, duration, patch)
+                figures["patch_per_s"] = {"value": round(done / secs, 1), "unit": "requests/s"}
+
+                say("batch updates, 0 subscriptions")
+                done, secs = _run_threads(client_threads, duration, _batch_work(broker.url))
+                figures["batch_entities_per_s_0_subs"] = {"value": round(done / secs, 1),
+                                                          "unit": "entities/s"}
+
+                _subscribe(broker.url, receiver.url, 1)
+                figures.update(_measure_notified(broker, receiver, duration, client_threads, 1,
+                                                 "1_sub", say))
+
+                say("latency at 1,000 updates/s")
+                figures.update(_latency(broker, receiver, duration))
+            finally:
+                broker.stop()
+            # -- with --notify-batch: one notification carries a batch's entities -----------
+            broker = _Broker(Path(tmp) / "batched.db", notify_batch)
+            try:
+                session = requests.Session()
+                for start in range(0, ENTITIES, BATCH):
+                    session.post(broker.url + "/v2/op/update", timeout=60,
+                                 json={"actionType": "append", "entities": _entities(start, BATCH)}
+                                 ).raise_for_status()
+                _subscribe(broker.url, receiver.url, 1)
+                figures.update(_measure_notified(broker, receiver, duration, client_threads, 1,
+                                                 f"1_sub_notify_batch_{notify_batch}", say))
+                _subscribe(broker.url, receiver.url, 999)
+                figures.update(_measure_notified(broker, receiver, duration, client_threads, 1000,
+                                                 f"1000_subs_notify_batch_{notify_batch}", say))
+            finally:
+                broker.stop()
+            # -- 1,000 subscriptions with Orion semantics ----------------------------------------
+            broker = _Broker(Path(tmp) / "many.db", None)
+            try:
+                _subscribe(broker.url, receiver.url, 1000)
+                figures.update(_measure_notified(broker, receiver, duration, client_threads, 1000,
+                                                 "1000_subs", say))
+            finally:
+                broker.stop()
+    finally:
+        receiver.server.stop()
+    return {"benchmark": "broker", "conditions": conditions, "figures": figures}
+
+
+def _measure_notified(broker: _Broker, receiver: _Receiver, duration: float, threads: int, subs: int,
+                      label: str, say: Callable[[str], None]) -> dict[str, Any]:
+    say(f"batch updates, {label}")
+    before_n, before_e = receiver.counts()
+    m0 = broker.metrics()
+    started = time.monotonic()
+    updates, secs = _run_threads(threads, duration, _batch_work(broker.url))
+    expected = updates * subs
+    drain_timeout = max(30.0, duration * 10)
+    # wait until the receiver got everything, or the broker says the rest was dropped/failed
+    deadline = time.monotonic() + drain_timeout
+    while time.monotonic() < deadline:
+        m = broker.metrics()
+        lost = (m.get("flexmeter_broker_notifications_dropped_total", 0) - m0.get(
+            "flexmeter_broker_notifications_dropped_total", 0)) + (m.get(
+                "flexmeter_broker_notifications_failed_total", 0) - m0.get(
+                "flexmeter_broker_notifications_failed_total", 0))
+        got = receiver.counts()[1] - before_e
+        if got >= expected or (m.get("flexmeter_broker_notification_queue_depth", 0) == 0 and got > 0
+                               and lost > 0):
+            break
+        time.sleep(0.1)
+    all_done = time.monotonic() - started
+    after_n, after_e = receiver.counts()
+    m1 = broker.metrics()
+    dropped = m1.get("flexmeter_broker_notifications_dropped_total", 0) - m0.get(
+        "flexmeter_broker_notifications_dropped_total", 0)
+    failed = m1.get("flexmeter_broker_notifications_failed_total", 0) - m0.get(
+        "flexmeter_broker_notifications_failed_total", 0)
+    delivered_entities = after_e - before_e
+    return {
+        f"batch_entities_per_s_{label}": {"value": round(updates / secs, 1), "unit": "entities/s"},
+        f"notifications_per_s_{label}": {"value": round((after_n - before_n) / all_done, 1),
+                                         "unit": "notifications/s (until all delivered)"},
+        f"notified_entities_per_s_{label}": {"value": round(delivered_entities / all_done, 1),
+                                             "unit": "entities/s (until all delivered)"},
+        f"delivery_{label}": {"value": {"expected_entity_notifications": expected,
+                                        "delivered": delivered_entities, "dropped_notifications": dropped,
+                                        "failed_notifications": failed,
+                                        "all_delivered": delivered_entities >= expected},
+                              "unit": "counts"},
+    }
+
+
+def _latency(broker: _Broker, receiver: _Receiver, duration: float, rate: int = 1000,
+             per_request: int = 20) -> dict[str, Any]:
+    """Paced ``rate`` entity updates/s (batches of ``per_request`` every ``per_request/rate`` s)."""
+    receiver.wait_entities(0, 0)
+    with receiver.lock:
+        receiver.latencies = []
+    _, before_e = receiver.counts()
+    session = requests.Session()
+    interval = per_request / rate
+    start = time.monotonic()
+    sent = 0
+    n = 0
+    while time.monotonic() - start < duration:
+        due = start + n * interval
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        body = {"actionType": "append", "entities": _entities(n * per_request, per_request, time.time())}
+        session.post(broker.url + "/v2/op/update", json=body, timeout=30).raise_for_status()
+        sent += per_request
+        n += 1
+    achieved = sent / (time.monotonic() - start)
+    receiver.wait_entities(before_e + sent, 30)
+    with receiver.lock:
+        lat = receiver.latencies or []
+        receiver.latencies = None
+    return {
+        "paced_rate": {"value": round(achieved, 1), "unit": "entity updates/s (target 1000)"},
+        "latency_p50_ms": {"value": round(_percentile(lat, 50) * 1000, 1), "unit": "ms"},
+        "latency_p99_ms": {"value": round(_percentile(lat, 99) * 1000, 1), "unit": "ms"},
+        "latency_samples": {"value": len(lat), "unit": "notified entities"},
+    }
+
+
+def format_text(result: dict[str, Any]) -> str:
+    lines = ["flexmeter bench broker", "conditions:"]
+    lines += [f"  {k}: {v}" for k, v in result["conditions"].items()]
+    lines.append("figures:")
+    for name, fig in result["figures"].items():
+        lines.append(f"  {name}: {fig['value']} {fig['unit']}")
+    return "\n".join(lines)

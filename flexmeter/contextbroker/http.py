@@ -1,0 +1,154 @@
+"""Request/response plumbing shared by the broker's routes: JSON in and out, options, Orion's checks.
+
+Responses are serialized with the stdlib encoder without key sorting (Orion keeps attribute order)
+and without Flask's jsonify, which is slower and sorts keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Response, request
+
+from flexmeter.contextbroker.errors import DESC_PARSE, BadRequest, ParseError, UnsupportedMediaType
+from flexmeter.contextbroker.render import RenderMode
+
+MAX_PAYLOAD = 1024 * 1024  # Orion's default -inReqPayloadMaxSize
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 1000
+KNOWN_OPTIONS = frozenset({
+    "count", "keyValues", "values", "unique", "append", "upsert", "overrideMetadata", "skipForwarding",
+    "forcedUpdate", "flowControl", "noAttrDetail", "fullCounters", "sysAttrs",
+})
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+JSON_MIMETYPE = "application/json"
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encode(payload), status=status, mimetype=JSON_MIMETYPE, headers=headers)
+
+
+def empty_response(status: int = 204, headers: dict[str, str] | None = None) -> Response:
+    response = Response(status=status, headers=headers)
+    response.headers.remove("Content-Type")
+    return response
+
+
+def encode(payload: Any) -> str:
+    return _encode(payload)
+
+
+def content_mime() -> str:
+    return (request.content_type or "").split(";", 1)[0].strip().lower()
+
+
+def read_json(*, allow_text: bool = False) -> Any:
+    """The request body as JSON, after Orion's Content-Type check (415) and parse (400 ParseError)."""
+    mime = content_mime()
+    if mime != JSON_MIMETYPE and not (allow_text and mime == "text/plain"):
+        if not mime:
+            raise UnsupportedMediaType(
+                "Content-Type header not used, default application/octet-stream is not supported")
+        raise UnsupportedMediaType(f"not supported content type: {request.content_type}")
+    data = request.get_data(cache=False)
+    if mime == "text/plain":
+        return data.decode("utf-8", errors="replace")
+    return parse_json(data)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError("number out of range")
+    return value
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Strict JSON (no NaN/Infinity, no overflowing numbers); any failure is Orion's ParseError."""
+    try:
+        return json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ParseError(DESC_PARSE) from None
+
+
+def read_object() -> dict[str, Any]:
+    body = read_json()
+    if not isinstance(body, dict):
+        raise ParseError(DESC_PARSE)
+    return body
+
+
+def csv_param(name: str) -> list[str] | None:
+    """A comma-separated URI parameter as a list (None when absent)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    items = [item.strip() for item in raw.split(",")]
+    items = [item for item in items if item]
+    if not items:
+        raise BadRequest(f"Empty right-hand-side for URI param /{name}/")
+    return items
+
+
+def options() -> frozenset[str]:
+    raw = request.args.get("options")
+    if raw is None:
+        return frozenset()
+    opts = frozenset(o.strip() for o in raw.split(",") if o.strip())
+    if not opts <= KNOWN_OPTIONS:
+        raise BadRequest("Invalid value for URI param /options/")
+    return opts
+
+
+def render_mode(opts: Iterable[str]) -> RenderMode:
+    opts = frozenset(opts)
+    if "keyValues" in opts and "values" in opts:
+        raise BadRequest("Invalid value for URI param /options/")
+    if "values" in opts or "unique" in opts:
+        return "values"
+    if "keyValues" in opts:
+        return "keyValues"
+    return "normalized"
+
+
+def attrs_format_param() -> str | None:
+    """``attrsFormat`` as Orion's alias for keyValues/values (normalized by default)."""
+    raw = request.args.get("attrsFormat")
+    if raw is None:
+        return None
+    if raw not in ("normalized", "keyValues", "values"):
+        raise BadRequest("invalid attrsFormat, accepted values: legacy, normalized, keyValues, values")
+    return raw
+
+
+def pagination() -> tuple[int, int]:
+    limit_raw = request.args.get("limit")
+    offset_raw = request.args.get("offset")
+    limit = DEFAULT_LIMIT
+    offset = 0
+    if limit_raw is not None:
+        if not limit_raw.isdigit():
+            raise BadRequest(f"Bad pagination limit: /{limit_raw}/ [must be a decimal number]")
+        limit = int(limit_raw)
+        if limit == 0:
+            raise BadRequest(f"Bad pagination limit: /{limit_raw}/ [a value of ZERO is unacceptable]")
+        if limit > MAX_LIMIT:
+            raise BadRequest(f"Bad pagination limit: /{limit_raw}/ [max: {MAX_LIMIT}]")
+    if offset_raw is not None:
+        if not offset_raw.isdigit():
+            raise BadRequest(f"Bad pagination offset: /{offset_raw}/ [must be a decimal number]")
+        offset = int(offset_raw)
+    return limit, offset
+
+
+def correlator() -> str:
+    return request.headers.get("Fiware-Correlator") or str(uuid.uuid4())

@@ -1,0 +1,191 @@
+"""A minimal HTTP/1.1 client with pipelining, for notifications to plain ``http://`` receivers.
+
+One subscription's notifications must arrive in order, so they cannot be spread over parallel
+connections; waiting for each response before sending the next caps a subscription at one notification
+per round trip. Pipelining (RFC 9112 §9.3.2) keeps the order *and* overlaps the round trips: the worker
+writes every queued request for a receiver on one keep-alive connection, then reads the responses in
+order. If the connection breaks, the requests without a response are sent again one by one on a fresh
+connection (at-least-once, as a retry after a timeout would be).
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+MAX_HEADER_BYTES = 64 * 1024
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class ProtocolError(Exception):
+    """The receiver's answer is not HTTP/1.x as expected."""
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes | None
+
+    def encode(self, host_header: str) -> bytes:
+        body = self.body or b""
+        lines = [f"{self.method} {self.target} HTTP/1.1", f"Host: {host_header}"]
+        for name, value in self.headers.items():
+            if name.lower() not in ("host", "content-length", "connection", "transfer-encoding"):
+                lines.append(f"{name}: {value}")
+        lines.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class _Reader:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionResetError("connection closed by the receiver")
+        self.buf += chunk
+
+    def line(self) -> bytes:
+        while True:
+            index = self.buf.find(b"\r\n")
+            if index >= 0:
+                out = bytes(self.buf[:index])
+                del self.buf[:index + 2]
+                return out
+            if len(self.buf) > MAX_HEADER_BYTES:
+                raise ProtocolError("header line too long")
+            self._fill()
+
+    def exactly(self, size: int) -> bytes:
+        while len(self.buf) < size:
+            self._fill()
+        out = bytes(self.buf[:size])
+        del self.buf[:size]
+        return out
+
+    def until_close(self) -> None:
+        try:
+            while self.sock.recv(65536):
+                pass
+        except OSError:
+            pass
+        self.buf.clear()
+
+
+def _read_response(reader: _Reader, method: str) -> tuple[int, bool]:
+    """(status, keep_alive) of the next response; its body is read and discarded."""
+    while True:
+        status_line = reader.line().decode("latin-1")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            raise ProtocolError(f"bad status line {status_line[:80]!r}")
+        version, status = parts[0], int(parts[1])
+        headers: dict[str, str] = {}
+        size = 0
+        while True:
+            line = reader.line()
+            if not line:
+                break
+            size += len(line)
+            if size > MAX_HEADER_BYTES:
+                raise ProtocolError("response headers too large")
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if 100 <= status < 200:
+            continue  # interim response (100 Continue): the final one follows
+        break
+    connection = headers.get("connection", "").lower()
+    keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
+    if method == "HEAD" or status in _NO_BODY_STATUSES:
+        return status, keep_alive
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        while True:
+            size_line = reader.line().split(b";", 1)[0].strip()
+            chunk = int(size_line, 16)
+            if chunk == 0:
+                while reader.line():  # trailers
+                    pass
+                break
+            reader.exactly(chunk + 2)
+        return status, keep_alive
+    if "content-length" in headers:
+        reader.exactly(int(headers["content-length"]))
+        return status, keep_alive
+    reader.until_close()
+    return status, False
+
+
+class PipelinedConnection:
+    """One keep-alive connection to ``host:port``; :meth:`exchange` pipelines a list of requests."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.host_header = host if port == 80 else f"{host}:{port}"
+        self._sock: socket.socket | None = None
+        self._reader: _Reader | None = None
+
+    def _connect(self) -> _Reader:
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._reader = _Reader(sock)
+        return self._reader
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+                self._reader = None
+
+    def exchange(self, requests: list[Request]) -> list[int | BaseException]:
+        """Each request's status code, or the exception that left it without one; in order."""
+        results: list[int | BaseException] = []
+        pending = list(requests)
+        pipelined = True
+        retried = False
+        while pending:
+            reused = self._reader is not None
+            batch = pending if pipelined else pending[:1]
+            try:
+                reader = self._reader or self._connect()
+                assert self._sock is not None
+                self._sock.sendall(b"".join(r.encode(self.host_header) for r in batch))
+            except OSError as exc:
+                self.close()
+                if reused and not retried:
+                    retried = True  # a stale keep-alive connection: once more on a fresh one
+                    continue
+                results.extend([exc] * len(pending))
+                return results
+            answered = 0
+            try:
+                for request in batch:
+                    status, keep_alive = _read_response(reader, request.method)
+                    results.append(status)
+                    answered += 1
+                    if not keep_alive:
+                        self.close()
+                        break
+            except TimeoutError as exc:
+                self.close()
+                # the receiver may still process what it got: no resend, report the timeout
+                results.extend([exc] * (len(pending) - answered))
+                return results
+            except (OSError, ProtocolError, ValueError) as exc:
+                self.close()
+                if answered == 0 and (not reused or retried):
+                    results.append(exc)
+                    answered = 1  # this one failed on a fresh connection: give up on it only
+                retried = retried or answered == 0
+            pending = pending[answered:]
+            if pending and answered < len(batch):
+                pipelined = False  # the receiver broke the pipeline: go on one request at a time
+        return results

@@ -1,0 +1,85 @@
+"""`flexmeter agent [FAMILY ...]` and `flexmeter bench agent`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from flexmeter.config import get_settings
+
+
+def agent_command(
+    families: list[str] = typer.Argument(None, help="Families to host (default: every available one)."),
+    host: str = typer.Option(None, help="Address to bind (FLEXMETER_HOST)."),
+    north_port: int = typer.Option(None, help="North (provisioning) API port; 0 = a free port. Default 4041."),
+    south_port: int = typer.Option(None, help="South HTTP port; 0 = a free port. Default 7896."),
+    ngsi_url: str = typer.Option(None, help="NGSI-v2 context broker (FLEXMETER_NGSI_URL)."),
+    mqtt_url: str = typer.Option(None, help="MQTT broker for south traffic and commands; 'none' disables."),
+    amqp_url: str = typer.Option(None, help="AMQP broker; 'none' disables."),
+    data_dir: Path = typer.Option(None, help="Registry, outbox, dead letters (default: DATA_DIR/agent)."),
+    token: str = typer.Option(None, help="Bearer token required on the north API (FLEXMETER_TOKEN)."),
+    command_timeout: float = typer.Option(30.0, help="Seconds before a command with no reply is ERROR."),
+    linger: float = typer.Option(0.02, help="Seconds a small batch waits to coalesce before it is sent."),
+    public_url: str = typer.Option(None, help="The north URL the broker notifies (default http://HOST:PORT)."),
+    durable: bool = typer.Option(False, help="fsync the outbox on every commit (survive power loss)."),
+) -> None:
+    """Run the IoT Agent: north API (iotagent-node-lib compatible), south MQTT/HTTP/AMQP, durable outbox."""
+    from flexmeter.iot_agents.core.agent import AgentConfig, run_agent
+    from flexmeter.iot_agents.core.family import UnknownFamilyError, available_families, load_family
+
+    settings = get_settings()
+    chosen = list(families or []) or available_families()
+    try:
+        for name in chosen:
+            load_family(name)
+    except UnknownFamilyError as exc:
+        typer.echo(f"agent: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+    def url(value: str | None, default: str) -> str | None:
+        value = value if value is not None else default
+        return None if value.lower() in ("", "none", "off") else value
+
+    config = AgentConfig(
+        families=chosen,
+        ngsi_url=ngsi_url or settings.ngsi_url,
+        data_dir=data_dir or settings.data_dir / "agent",
+        host=host or settings.host,
+        north_port=settings.iota_north_port if north_port is None else north_port,
+        south_port=settings.iota_south_port if south_port is None else south_port,
+        mqtt_url=url(mqtt_url, settings.mqtt_url),
+        amqp_url=url(amqp_url, settings.amqp_url),
+        token=token or settings.token,
+        ngsi_token=settings.token,
+        command_timeout=command_timeout,
+        linger=linger,
+        public_url=public_url,
+        durable=durable,
+    )
+    run_agent(config)
+
+
+def bench_agent_command(
+    duration: float = typer.Option(10.0, help="Seconds of sustained publishing."),
+    rate: int = typer.Option(6000, help="Target readings per second published."),
+    devices: int = typer.Option(500, help="Distinct devices."),
+    mqtt_url: str = typer.Option(None, help="MQTT broker (default FLEXMETER_MQTT_URL)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Readings/s from MQTT publish to entities in an embedded broker, with loss and p50/p99 latency."""
+    from flexmeter.iot_agents.core.bench import run_bench
+
+    result = run_bench(duration=duration, rate=rate, devices=devices,
+                       mqtt_url=mqtt_url or get_settings().mqtt_url)
+    if json_out:
+        typer.echo(json.dumps(result))
+    else:
+        for key, value in result.items():
+            typer.echo(f"{key:>28}: {value}")
+
+
+def register(groups: dict[str, typer.Typer]) -> None:
+    groups["root"].command("agent")(agent_command)
+    groups["bench"].command("agent")(bench_agent_command)

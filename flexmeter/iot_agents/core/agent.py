@@ -1,0 +1,153 @@
+"""One IoT Agent process: the chosen families sharing one north API, registry, outbox and transports."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask import Flask
+
+from flexmeter.iot_agents.core.amqp import AmqpTransport
+from flexmeter.iot_agents.core.command_flow import CommandFlow
+from flexmeter.iot_agents.core.expressions import Expressions
+from flexmeter.iot_agents.core.family import Family, Route, load_family
+from flexmeter.iot_agents.core.forwarder import Forwarder
+from flexmeter.iot_agents.core.json_family import JsonFamily
+from flexmeter.iot_agents.core.mapping import Mapper
+from flexmeter.iot_agents.core.metrics import AgentMetrics
+from flexmeter.iot_agents.core.mqtt import MqttTransport
+from flexmeter.iot_agents.core.north import NorthHooks, create_north_app
+from flexmeter.iot_agents.core.outbox import Outbox
+from flexmeter.iot_agents.core.pipeline import Inbound, Pipeline
+from flexmeter.iot_agents.core.registry import Registry
+from flexmeter.iot_agents.core.south_http import create_south_app
+from flexmeter.serving import BackgroundServer, serve
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AgentConfig:
+    families: list[str]
+    ngsi_url: str
+    data_dir: Path
+    host: str = "127.0.0.1"
+    north_port: int = 4041
+    south_port: int = 7896
+    mqtt_url: str | None = "mqtt://127.0.0.1:1883"
+    amqp_url: str | None = None
+    token: str | None = None
+    ngsi_token: str | None = None
+    command_timeout: float = 30.0
+    linger: float = 0.02
+    max_batch: int = 1000
+    public_url: str | None = None
+    durable: bool = False
+    extra_families: list[Family] = field(default_factory=list)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        if config.north_port == 0:
+            config.north_port = _free_port(config.host)
+        self.families: list[Family] = [load_family(name) for name in config.families] + config.extra_families
+        if not self.families:
+            raise ValueError("an agent needs at least one family")
+        self.metrics = AgentMetrics()
+        self.registry = Registry(config.data_dir / "registry.db", config.data_dir / "secrets.db")
+        self.outbox = Outbox(config.data_dir / "outbox.db", durable=config.durable)
+        self.mapper = Mapper(Expressions())
+        self.forwarder = Forwarder(self.outbox, config.ngsi_url, self.metrics, linger=config.linger,
+                                   max_entities=config.max_batch, token=config.ngsi_token)
+        self.pipeline = Pipeline(self.registry, self.outbox, self.mapper, self.metrics,
+                                 on_persisted=self.forwarder.wake)
+        identity = hashlib.sha1(str(config.data_dir.resolve()).encode()).hexdigest()[:12]
+        self.routes: list[tuple[Family, Route]] = [(f, r) for f in self.families for r in f.routes]
+        self.mqtt = MqttTransport(config.mqtt_url, f"flexmeter-iota-{identity}", self.routes,
+                                  self.pipeline.submit) if config.mqtt_url else None
+        self.amqp = AmqpTransport(config.amqp_url, f"flexmeter.iota.{identity}", self.routes,
+                                  self.pipeline.submit) if config.amqp_url else None
+        by_protocol: dict[str, Family] = {}
+        for family in self.families:
+            for protocol in (*family.protocols(), family.name):
+                by_protocol.setdefault(protocol, family)
+        default = next((f for f in self.families if f.name == "json"), None) or JsonFamily()
+        self.north_url = config.public_url or f"http://{config.host}:{config.north_port}"
+        self.commands = CommandFlow(self.registry, self.outbox, self.metrics, config.data_dir / "commands.db",
+                                    ngsi_url=config.ngsi_url, north_url=self.north_url, families=by_protocol,
+                                    default_family=default, publish=self._publish, wake=self.forwarder.wake,
+                                    timeout=config.command_timeout, token=config.ngsi_token)
+        self.pipeline.reply_handler = self.commands.on_reply
+        self.hooks = NorthHooks()
+        self.hooks.device_changed = self.commands.device_changed
+        self.hooks.notification = self.commands.handle_notification
+        self.south: BackgroundServer | None = None
+        self.metrics.registry.on_collect(self._collect)
+
+    def _collect(self) -> None:
+        self.metrics.outbox_depth.set(self.outbox.depth())
+        self.metrics.dead_letters.set(self.outbox.dead_count())
+
+    def _publish(self, topic: str, payload: bytes) -> None:
+        if self.mqtt is None:
+            raise RuntimeError("commands need an MQTT broker (--mqtt-url)")
+        self.mqtt.publish(topic, payload)
+
+    def submit(self, item: Inbound) -> None:
+        self.pipeline.submit(item)
+
+    def north_app(self) -> Flask:
+        from flexmeter import __version__
+
+        return create_north_app(self.registry, self.outbox, self.metrics, self.hooks, port=self.config.north_port,
+                                version=__version__, token=self.config.token,
+                                families=[f.name for f in self.families])
+
+    def start(self) -> None:
+        self.pipeline.start()
+        self.forwarder.start()
+        self.forwarder.wake()  # whatever a previous run left in the outbox
+        self.commands.start()
+        south_app = create_south_app(self.routes, self.pipeline.submit)
+        self.south = BackgroundServer(south_app, host=self.config.host, port=self.config.south_port, threads=8)
+        self.south.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
+        if self.amqp is not None:
+            self.amqp.start()
+        print(f"south on {self.south.url}", flush=True)
+
+    def stop(self) -> None:
+        """Stop taking input, let the pipeline persist what it has, then stop the rest."""
+        for transport in (self.mqtt, self.amqp):
+            if transport is not None:
+                try:
+                    transport.stop()
+                except Exception:  # noqa: BLE001
+                    log.exception("stopping a transport")
+        if self.south is not None:
+            self.south.stop()
+        self.pipeline.stop()
+        self.commands.stop()
+        self.forwarder.stop()
+        self.outbox.close()
+        self.registry.close()
+
+
+def run_agent(config: AgentConfig) -> None:
+    agent = Agent(config)
+    agent.start()
+    log.info("IoT Agent with families %s; north %s, broker %s", [f.name for f in agent.families],
+             agent.north_url, config.ngsi_url)
+    serve(agent.north_app(), config.host, config.north_port, threads=8, on_stop=[agent.stop])

@@ -1,0 +1,154 @@
+"""JEXL attribute expressions as the FIWARE agents evaluate them (``p * 1000``, ``t | parsefloat``).
+
+pyjexl parses and evaluates; no Python ``eval`` anywhere. Parsed expressions are cached (parsing costs
+~20 ms, evaluating microseconds). The transforms are the iotagent-node-lib ones users rely on most.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pyjexl
+from pyjexl.evaluator import Evaluator
+
+from flexmeter.iot_agents.core.errors import InvalidExpression
+
+
+def _plus(a: Any, b: Any) -> Any:
+    """JavaScript's ``+``: concatenation as soon as one side is a string."""
+    if isinstance(a, str) or isinstance(b, str):
+        return f"{_js_str(a)}{_js_str(b)}"
+    return a + b
+
+
+def _js_str(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _parse_float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _parse_int(value: Any) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _to_iso(value: Any) -> str:
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return str(value)
+
+
+def _mapper(value: Any, values: list[Any], choices: list[Any]) -> Any:
+    try:
+        return choices[values.index(value)]
+    except (ValueError, IndexError):
+        return None
+
+
+TRANSFORMS: dict[str, Any] = {
+    "jsonparse": lambda v: json.loads(v),
+    "jsonstringify": lambda v: json.dumps(v, separators=(",", ":")),
+    "indexOf": lambda v, c: str(v).find(str(c)),
+    "length": lambda v: len(str(v)),
+    "trim": lambda v: str(v).strip(),
+    "substr": lambda v, a, n=None: str(v)[int(a):] if n is None else str(v)[int(a):int(a) + int(n)],
+    "addreduce": lambda arr: sum(arr),
+    "lengtharray": lambda arr: len(arr),
+    "typeof": lambda v: {bool: "boolean", int: "number", float: "number", str: "string"}.get(type(v), "object"),
+    "isarray": lambda v: isinstance(v, list),
+    "isnan": lambda v: isinstance(_parse_float(v), float) and math.isnan(_parse_float(v) or 0.0),
+    "parseint": _parse_int,
+    "parsefloat": _parse_float,
+    "toisodate": _to_iso,
+    "tostring": _js_str,
+    "toUpperCase": lambda v: str(v).upper(),
+    "toLowerCase": lambda v: str(v).lower(),
+    "replacestr": lambda s, a, b: str(s).replace(str(a), str(b), 1),
+    "replaceallstr": lambda s, a, b: str(s).replace(str(a), str(b)),
+    "split": lambda s, c: str(s).split(str(c)),
+    "mapper": _mapper,
+    "slice": lambda arr, a, b=None: arr[a:b],
+    "round": lambda v, n=0: round(float(v), int(n)),
+    "abs": lambda v: abs(v),
+}
+
+
+def _tight_pipes(expression: str) -> str:
+    """pyjexl's grammar rejects blanks around the transform pipe (``a | trim``), which JEXL allows."""
+    out: list[str] = []
+    quote = ""
+    i = 0
+    while i < len(expression):
+        ch = expression[i]
+        if quote:
+            out.append(ch)
+            if ch == "\\" and i + 1 < len(expression):
+                out.append(expression[i + 1])
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+            out.append(ch)
+        elif ch == "|" and expression[i + 1:i + 2] != "|" and (not out or out[-1] != "|"):
+            while out and out[-1].isspace():
+                out.pop()
+            out.append("|")
+            while i + 1 < len(expression) and expression[i + 1].isspace():
+                i += 1
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+class Expressions:
+    """One per agent: a JEXL configuration plus the cache of parsed expressions."""
+
+    def __init__(self) -> None:
+        self._jexl = pyjexl.JEXL()
+        self._jexl.add_binary_operator("+", 30, _plus)
+        for name, func in TRANSFORMS.items():
+            self._jexl.add_transform(name, func)
+        self._parsed: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def parse(self, expression: str) -> Any:
+        parsed = self._parsed.get(expression)
+        if parsed is None:
+            with self._lock:
+                try:
+                    parsed = self._jexl.parse(_tight_pipes(expression))
+                except Exception as exc:  # noqa: BLE001 - any parser failure is the expression's fault
+                    raise InvalidExpression(expression, str(exc)) from exc
+                self._parsed[expression] = parsed
+        return parsed
+
+    def evaluate(self, expression: str, context: dict[str, Any]) -> Any:
+        """The value, or None when the expression refers to a missing measure (as the FIWARE agents do)."""
+        parsed = self.parse(expression)
+        try:
+            return Evaluator(self._jexl.config).evaluate(parsed, context)
+        except (AttributeError, KeyError, TypeError, IndexError):
+            return None
+        except ZeroDivisionError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - a transform failing on odd input is a bad expression/input
+            raise InvalidExpression(expression, str(exc)) from exc

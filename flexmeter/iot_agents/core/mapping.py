@@ -1,0 +1,244 @@
+"""Reading -> NGSI-v2 attributes, as the FIWARE agents map measures.
+
+Precedence of a mapping entry for an ``object_id``: the device's ``attributes``, then its group's, then the
+family's default table for the device model. Unmapped keys become ``Text`` attributes named after the key
+unless ``explicitAttrs``. ``TimeInstant`` (attribute and per-attribute metadata) is the reading's own time.
+Flexmeter additions, documented in docs/iot-agents.md: ``component`` gathers several measures into one
+``StructuredValue`` (``activePower.L1``...), and an attribute with an ``expression`` and no ``object_id``
+is computed from the other measures (sums, differences).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flexmeter.iot_agents.core.errors import InvalidExpression
+from flexmeter.iot_agents.core.expressions import Expressions
+from flexmeter.iot_agents.core.family import Family, Reading
+from flexmeter.iot_agents.core.timeutil import iso, to_utc
+
+Json = dict[str, Any]
+NUMERIC_TYPES = {"Number", "Float", "Integer", "Double"}
+
+
+@dataclass
+class EntityUpdate:
+    """One entity's attributes for ``/v2/op/update`` (append), with its tenant."""
+
+    service: str
+    service_path: str
+    entity_id: str
+    entity_type: str
+    attrs: Json = field(default_factory=dict)
+
+    def entity(self) -> Json:
+        return {"id": self.entity_id, "type": self.entity_type, **self.attrs}
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """A device with its group's settings folded in: what the mapper needs."""
+
+    device: Json
+    group: Json | None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self.device and self.device[key] is not None:
+            return self.device[key]
+        if self.group and key in self.group and self.group[key] is not None:
+            return self.group[key]
+        return default
+
+    @property
+    def device_id(self) -> str:
+        return str(self.device["device_id"])
+
+    @property
+    def service(self) -> str:
+        return str(self.device.get("service") or (self.group or {}).get("service") or "")
+
+    @property
+    def service_path(self) -> str:
+        return str(self.device.get("service_path") or (self.group or {}).get("subservice") or "/")
+
+    def entity_type(self, family: Family, model: str | None) -> str:
+        return str(self.device.get("entity_type") or (self.group or {}).get("entity_type")
+                   or family.entity_type(model))
+
+    def entity_id(self, family: Family, model: str | None) -> str:
+        name = self.device.get("entity_name")
+        return str(name) if name else f"{self.entity_type(family, model)}:{self.device_id}"
+
+    def model(self, reading_model: str | None) -> str | None:
+        internal = self.device.get("internal_attributes")
+        if isinstance(internal, dict) and internal.get("model"):
+            return str(internal["model"])
+        return reading_model
+
+    def attribute_table(self, family: Family, model: str | None) -> list[Json]:
+        return [*(self.device.get("attributes") or []), *((self.group or {}).get("attributes") or []),
+                *family.default_attributes(model)]
+
+    def static_attributes(self) -> list[Json]:
+        by_name: dict[str, Json] = {}
+        for attr in [*((self.group or {}).get("static_attributes") or []),
+                     *(self.device.get("static_attributes") or [])]:
+            by_name[attr["name"]] = attr
+        return list(by_name.values())
+
+    def commands(self) -> list[Json]:
+        by_name: dict[str, Json] = {}
+        for cmd in [*((self.group or {}).get("commands") or []), *(self.device.get("commands") or [])]:
+            by_name[cmd["name"]] = cmd
+        return list(by_name.values())
+
+
+def _index(table: Iterable[Json]) -> tuple[dict[str, Json], list[Json]]:
+    """First entry wins per object_id (or name); computed entries (expression, no object_id) apart."""
+    by_key: dict[str, Json] = {}
+    computed: list[Json] = []
+    seen_computed: set[str] = set()
+    for attr in table:
+        key = attr.get("object_id") or None
+        if key is None and attr.get("expression"):
+            if attr["name"] not in seen_computed:
+                seen_computed.add(attr["name"])
+                computed.append(attr)
+            continue
+        by_key.setdefault(str(key or attr["name"]), attr)
+    return by_key, computed
+
+
+def _coerce(value: Any, attr_type: str) -> Any:
+    if attr_type in NUMERIC_TYPES and isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if attr_type == "Integer" or (number.is_integer() and "." not in value) else number
+    return value
+
+
+class Mapper:
+    """Stateless but for the expression cache; one per agent."""
+
+    def __init__(self, expressions: Expressions | None = None) -> None:
+        self.expressions = expressions or Expressions()
+
+    def map(self, reading: Reading, view: DeviceView, family: Family, received_at: datetime) -> list[EntityUpdate]:
+        model = view.model(reading.model)
+        entity_type = view.entity_type(family, model)
+        entity_id = view.entity_id(family, model)
+        observed = to_utc(reading.observed_at, view.get("timezone"), view.device_id, received_at)
+        stamp = iso(observed)
+        with_time = view.get("timestamp", True) is not False
+        explicit = view.get("explicitAttrs", False)
+        explicit_names = set(explicit) if isinstance(explicit, list) else None
+        by_key, computed = _index(view.attribute_table(family, model))
+
+        main = EntityUpdate(view.service, view.service_path, entity_id, entity_type)
+        others: dict[tuple[str, str], EntityUpdate] = {}
+        context: Json = {"id": view.device_id, "type": entity_type, "entity_name": entity_id,
+                         "service": view.service, "subservice": view.service_path, "TimeInstant": stamp}
+        for attr in view.static_attributes():
+            context.setdefault(attr["name"], attr.get("value"))
+        context.update({k: v for k, v in reading.values.items()})
+
+        def target(attr: Json) -> EntityUpdate:
+            name_expr = attr.get("entity_name")
+            if not name_expr:
+                return main
+            other_id = self._entity_name(str(name_expr), context)
+            other_type = str(attr.get("entity_type") or entity_type)
+            key = (other_id, other_type)
+            if key not in others:
+                others[key] = EntityUpdate(view.service, view.service_path, other_id, other_type)
+            return others[key]
+
+        def put(attr: Json, name: str, attr_type: str, value: Any, unit: str | None) -> None:
+            update = target(attr)
+            metadata: Json = dict(attr.get("metadata") or {})
+            if unit and "unitCode" not in metadata:
+                metadata["unitCode"] = {"type": "Text", "value": unit}
+            if with_time:
+                metadata["TimeInstant"] = {"type": "DateTime", "value": stamp}
+            component = attr.get("component")
+            if component:
+                existing = update.attrs.get(name)
+                if existing is None:
+                    existing = update.attrs[name] = {"type": attr.get("type") or "StructuredValue", "value": {},
+                                                     "metadata": metadata}
+                existing["value"][str(component)] = value
+                return
+            update.attrs[name] = {"type": attr_type, "value": value, "metadata": metadata}
+
+        for key, value in reading.values.items():
+            if key in ("id", "type", "TimeInstant"):
+                continue
+            found = by_key.get(key)
+            if found is None:
+                if explicit is True or explicit_names is not None:
+                    continue
+                if value is None:
+                    continue
+                put({}, key, "Text", value, reading.units.get(key))  # iotagent-json's default type
+                continue
+            attr = found
+            name = str(attr["name"])
+            if explicit_names is not None and name not in explicit_names and key not in explicit_names:
+                continue
+            if attr.get("expression"):
+                value = self.expressions.evaluate(str(attr["expression"]), context)
+                if value is None or ("skipValue" in attr and value == attr["skipValue"]):
+                    continue
+            if value is None:
+                continue
+            attr_type = str(attr.get("type") or _json_type(value))
+            put(attr, name, attr_type, _coerce(value, attr_type), reading.units.get(key))
+            context.setdefault(name, value)
+
+        for attr in computed:
+            name = str(attr["name"])
+            if explicit_names is not None and name not in explicit_names:
+                continue
+            value = self.expressions.evaluate(str(attr["expression"]), context)
+            if value is None or ("skipValue" in attr and value == attr["skipValue"]):
+                continue
+            attr_type = str(attr.get("type") or _json_type(value))
+            put(attr, name, attr_type, _coerce(value, attr_type), None)
+
+        updates = [main, *others.values()]
+        for update in updates:
+            if not update.attrs:
+                continue
+            if update is main:
+                for static in view.static_attributes():
+                    entry: Json = {"type": static.get("type", "Text"), "value": static.get("value")}
+                    if static.get("metadata"):
+                        entry["metadata"] = static["metadata"]
+                    update.attrs.setdefault(static["name"], entry)
+            if with_time:
+                update.attrs["TimeInstant"] = {"type": "DateTime", "value": stamp}
+        return [u for u in updates if u.attrs]
+
+    def _entity_name(self, expression: str, context: Json) -> str:
+        try:
+            value = self.expressions.evaluate(expression, context)
+        except InvalidExpression:
+            return expression
+        return value if isinstance(value, str) and value else expression
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, int | float):
+        return "Number"
+    if isinstance(value, dict):
+        return "StructuredValue"
+    if isinstance(value, list):
+        return "StructuredValue"
+    return "Text"

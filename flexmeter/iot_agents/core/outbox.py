@@ -1,0 +1,179 @@
+"""The durable outbox (mapped entity updates waiting for the broker) and the dead-letter store, in SQLite.
+
+A transport acknowledges a message only after the pipeline has committed its updates here, so a reading
+is always in the broker, in this outbox or in the dead letters (DESIGN.md §5). WAL with
+``synchronous=NORMAL`` survives a killed process (kill -9); ``durable=True`` (FULL) also survives power loss.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    service: str
+    service_path: str
+    entity: str
+    """The entity as NGSI-v2 normalized JSON text (ready to splice into a batch body)."""
+    family: str
+    received: float
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    at: float
+    family: str
+    reason: str
+    error: str
+    raw: bytes
+    context: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        try:
+            raw: Any = self.raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raw = {"hex": self.raw.hex()}
+        return {"id": self.id, "at": self.at, "family": self.family, "error": self.error, "reason": self.reason,
+                "raw": raw, "context": self.context}
+
+
+@dataclass(frozen=True)
+class NewRow:
+    service: str
+    service_path: str
+    entity: str
+    family: str
+    received: float
+
+
+@dataclass(frozen=True)
+class NewDeadLetter:
+    family: str
+    error: str
+    reason: str
+    raw: bytes
+    context: dict[str, Any]
+
+
+class Outbox:
+    """One SQLite file; a connection per thread (the pipeline writes, the forwarder reads and deletes)."""
+
+    def __init__(self, path: Path | str, *, durable: bool = False) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._sync = "FULL" if durable else "NORMAL"
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        db = self._conn()
+        db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS outbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, service TEXT NOT NULL, service_path TEXT NOT NULL,
+                entity TEXT NOT NULL, family TEXT NOT NULL, received REAL NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0);
+            CREATE TABLE IF NOT EXISTS dead_letters (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, family TEXT NOT NULL, error TEXT NOT NULL,
+                reason TEXT NOT NULL, raw BLOB NOT NULL, context TEXT NOT NULL);
+            """
+        )
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=60, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._sync}")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    def put(self, rows: Sequence[NewRow], dead: Sequence[NewDeadLetter] = ()) -> None:
+        """One transaction for a whole pipeline batch: committed before any of its messages is acked."""
+        if not rows and not dead:
+            return
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if rows:
+                db.executemany("INSERT INTO outbox (service, service_path, entity, family, received) VALUES "
+                               "(?, ?, ?, ?, ?)",
+                               [(r.service, r.service_path, r.entity, r.family, r.received) for r in rows])
+            if dead:
+                now = time.time()
+                db.executemany("INSERT INTO dead_letters (at, family, error, reason, raw, context) VALUES "
+                               "(?, ?, ?, ?, ?, ?)",
+                               [(now, d.family, d.error, d.reason, d.raw, json.dumps(d.context)) for d in dead])
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def peek(self, limit: int) -> list[OutboxRow]:
+        rows = self._conn().execute(
+            "SELECT id, service, service_path, entity, family, received FROM outbox ORDER BY id LIMIT ?",
+            (limit,)).fetchall()
+        return [OutboxRow(*row) for row in rows]
+
+    def delete(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def bump_attempts(self, ids: list[int]) -> None:
+        self._conn().executemany("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", [(i,) for i in ids])
+
+    def to_dead_letter(self, row: OutboxRow, error: str, reason: str) -> None:
+        """Move a row the broker rejects for good (4xx) to the dead letters, with the broker's reason."""
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT INTO dead_letters (at, family, error, reason, raw, context) VALUES (?, ?, ?, ?, ?, ?)",
+                       (time.time(), row.family, error, reason, row.entity.encode(),
+                        json.dumps({"service": row.service, "service_path": row.service_path, "stage": "forward"})))
+            db.execute("DELETE FROM outbox WHERE id = ?", (row.id,))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def depth(self) -> int:
+        return int(self._conn().execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def dead_count(self) -> int:
+        return int(self._conn().execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
+
+    def dead_letters(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+        rows = self._conn().execute(
+            "SELECT id, at, family, reason, error, raw, context FROM dead_letters ORDER BY id LIMIT ? OFFSET ?",
+            (limit, offset)).fetchall()
+        return [DeadLetter(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), json.loads(r[6])) for r in rows]

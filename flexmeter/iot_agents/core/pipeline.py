@@ -1,0 +1,219 @@
+"""Ingest: decode, find the device, map, persist in the outbox (one transaction per batch), then acknowledge.
+
+Transports only enqueue an :class:`Inbound`; one worker thread takes whatever has arrived (up to
+``max_batch`` messages), so the commit cost is shared and an MQTT/AMQP ack or an HTTP 2xx leaves only
+once the reading is durable. Every rejection becomes a dead letter with its reason and raw payload.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from flexmeter.iot_agents.core.errors import (
+    DeviceGroupNotFound,
+    DeviceNotFound,
+    DuplicateDeviceId,
+    IotAgentError,
+)
+from flexmeter.iot_agents.core.family import CommandReply, Decoded, Family, Message, Reading
+from flexmeter.iot_agents.core.mapping import DeviceView, EntityUpdate, Mapper
+from flexmeter.iot_agents.core.metrics import AgentMetrics
+from flexmeter.iot_agents.core.outbox import NewDeadLetter, NewRow, Outbox
+from flexmeter.iot_agents.core.registry import Registry, internal_config
+from flexmeter.iot_agents.core.timeutil import to_utc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What happened to one message: accepted (readings persisted) or the error that rejected it."""
+
+    readings: int = 0
+    error: IotAgentError | None = None
+
+
+@dataclass
+class Inbound:
+    family: Family
+    message: Message
+    ack: Callable[[], None] | None = None
+    done: Callable[[Outcome], None] | None = None
+    received_at: float = field(default_factory=time.time)
+
+
+ReplyHandler = Callable[[DeviceView, CommandReply, datetime], list[EntityUpdate]]
+
+
+class Resolver:
+    """apikey + device id -> the provisioned (or autoprovisioned) device and its group."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def group_config(self, apikey: str | None, resource: str | None = None) -> dict[str, Any]:
+        if not apikey:
+            return {}
+        group = self.registry.group_by_apikey(apikey, resource)
+        return internal_config(group.get("internal_attributes")) if group else {}
+
+    def resolve(self, apikey: str | None, device_id: str, family: Family, model: str | None,
+                resource: str | None = None) -> DeviceView:
+        group = self.registry.group_by_apikey(apikey, resource) if apikey else None
+        device = self.registry.find_device_by_apikey(device_id, apikey) if apikey else None
+        if device is None and group is not None:
+            device = self.registry.find_device(group["service"], group["subservice"], device_id)
+        if device is None:
+            if group is None:
+                raise DeviceGroupNotFound({"apikey": apikey, "resource": resource or ""})
+            if group.get("autoprovision", True) is False:
+                raise DeviceNotFound(device_id)
+            body = {"device_id": device_id, "apikey": apikey, "protocol": family.protocols()[0],
+                    "entity_type": group.get("entity_type") or family.entity_type(model)}
+            try:
+                device = self.registry.create_devices(group["service"], group["subservice"], [body])[0]
+            except DuplicateDeviceId:
+                device = self.registry.get_device(group["service"], group["subservice"], device_id)
+        elif group is None or (device.get("service"), device.get("service_path")) != (
+                group.get("service"), group.get("subservice")):
+            group = self.registry.group_for_device(device["service"], device["service_path"], device)
+        return DeviceView(device, group)
+
+
+class Pipeline:
+    def __init__(self, registry: Registry, outbox: Outbox, mapper: Mapper, metrics: AgentMetrics, *,
+                 on_persisted: Callable[[], None] = lambda: None, max_batch: int = 2000,
+                 secrets_lookup: Callable[[str], dict[str, str]] | None = None) -> None:
+        self.registry = registry
+        self.resolver = Resolver(registry)
+        self.outbox = outbox
+        self.mapper = mapper
+        self.metrics = metrics
+        self.on_persisted = on_persisted
+        self.max_batch = max_batch
+        self.reply_handler: ReplyHandler | None = None
+        self.secrets_lookup = secrets_lookup or registry.secrets_by_device_id
+        self._queue: queue.Queue[Inbound | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="iota-pipeline", daemon=True)
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def submit(self, item: Inbound) -> None:
+        self.metrics.received.inc(family=item.family.name)
+        self._queue.put(item)
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    # -- worker --------------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._process(batch)
+                    return
+                batch.append(item)
+            self._process(batch)
+
+    def _process(self, batch: list[Inbound]) -> None:
+        rows: list[NewRow] = []
+        dead: list[NewDeadLetter] = []
+        outcomes: list[Outcome] = []
+        for item in batch:
+            outcome = Outcome()
+            try:
+                item_rows = self.process_one(item)
+                outcome.readings = len(item_rows)
+                rows.extend(item_rows)
+            except IotAgentError as exc:
+                outcome.error = exc
+                dead.append(self._dead(item, exc.name, exc.message))
+            except Exception as exc:  # noqa: BLE001 - a decoder bug must not take the agent down
+                log.exception("unexpected error processing a %s message", item.family.name)
+                outcome.error = IotAgentError(f"internal error: {type(exc).__name__}: {exc}")
+                dead.append(self._dead(item, "INTERNAL_ERROR", str(outcome.error.message)))
+            outcomes.append(outcome)
+        while True:
+            try:
+                self.outbox.put(rows, dead)
+                break
+            except Exception:  # noqa: BLE001 - disk full/locked: keep the messages unacked and retry
+                log.exception("cannot write the outbox; retrying in 1 s")
+                time.sleep(1)
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if outcome.error is not None:
+                self.metrics.dead_lettered.inc(family=item.family.name)
+            if item.ack is not None:
+                try:
+                    item.ack()
+                except Exception:  # noqa: BLE001
+                    log.exception("ack failed")
+            if item.done is not None:
+                item.done(outcome)
+        if rows:
+            self.on_persisted()
+
+    def _dead(self, item: Inbound, error: str, reason: str) -> NewDeadLetter:
+        context = {"route": item.message.route.pattern, "transport": item.message.route.transport,
+                   "params": dict(item.message.params)}
+        log.warning("dead letter (%s, %s): %s", item.family.name, error, reason)
+        return NewDeadLetter(item.family.name, error, reason, item.message.payload, context)
+
+    def process_one(self, item: Inbound) -> list[NewRow]:
+        message = item.message
+        family = item.family
+        if not message.config and message.apikey:
+            message = Message(message.route, message.payload, message.params, message.content_type,
+                              self.resolver.group_config(message.apikey), self.secrets_lookup)
+        elif message.secrets is None:
+            message = Message(message.route, message.payload, message.params, message.content_type,
+                              message.config, self.secrets_lookup)
+        decoded = family.decode(message)
+        received_at = datetime.fromtimestamp(item.received_at, UTC)
+        readings = [d for d in decoded if isinstance(d, Reading)]
+        self.metrics.decoded.inc(len(readings), family=family.name)
+        updates: list[EntityUpdate] = []
+        for entry in self._oldest_first(decoded, received_at):
+            apikey = entry.apikey or message.apikey
+            model = entry.model if isinstance(entry, Reading) else None
+            view = self.resolver.resolve(apikey, entry.device_id, family, model)
+            if isinstance(entry, Reading):
+                updates.extend(self.mapper.map(entry, view, family, received_at))
+            elif self.reply_handler is not None:
+                updates.extend(self.reply_handler(view, entry, received_at))
+        return [NewRow(u.service, u.service_path, json.dumps(u.entity(), separators=(",", ":")), family.name,
+                       item.received_at) for u in updates]
+
+    @staticmethod
+    def _oldest_first(decoded: list[Decoded], received_at: datetime) -> list[Decoded]:
+        """Readings applied oldest first (stable for equal or unknown times), replies after them."""
+        def key(entry: Decoded) -> float:
+            if isinstance(entry, Reading):
+                try:
+                    return to_utc(entry.observed_at, "UTC", entry.device_id, received_at).timestamp()
+                except IotAgentError:
+                    return received_at.timestamp()
+            return float("inf")
+        return sorted(decoded, key=key)

@@ -1,0 +1,153 @@
+"""``decode_dlms``: any DLMS input a head end gets, layer by layer, to the tree and the values by OBIS.
+
+Accepted inputs (detected in this order): one or more HDLC frames (``7E … 7E``, segments joined), a
+DLMS/UDP-wrapped APDU (``00 01 …``), an LLC-prefixed APDU (``E6 E7 00 …``), a ciphered APDU (0xDB/0xDC,
+glo-/ded-), a plain APDU, or a bare A-XDR push body (the ``notification_body`` of HAN captures).
+
+The result is what an agent needs: ``apdu`` (typed), ``body`` (the A-XDR tree), ``date_time`` (the
+notification's), ``push`` (values by OBIS with unit after scaler) and the layers it went through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from . import apdu as apdu_mod
+from .apdu import Apdu, DataNotification, EventNotification, decode_apdu
+from .axdr import Data, decode_data_exact, to_json
+from .cosem_time import CosemDateTime
+from .errors import DecodeError, FramingError, TruncatedError
+from .profiles import ProfileRegistry
+from .push import ObisValue, PushValues, convert, push_values
+from .security import CIPHERED_TAGS, CipheredApdu, ReplayGuard, parse_ciphered, unprotect
+from .wrappers import (
+    FLAG,
+    HdlcReassembler,
+    decode_hdlc_frame,
+    looks_wrapped,
+    split_hdlc_stream,
+    strip_llc,
+    unwrap_udp,
+)
+
+_APDU_TAGS = frozenset({apdu_mod.DATA_NOTIFICATION, apdu_mod.GET_REQUEST, apdu_mod.EVENT_NOTIFICATION,
+                        apdu_mod.GET_RESPONSE, apdu_mod.SET_RESPONSE, apdu_mod.ACTION_RESPONSE,
+                        apdu_mod.EXCEPTION_RESPONSE})
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Suite 0 keys (16 bytes each); ``system_title`` is the peer's, needed for glo-/ded- APDUs only."""
+
+    encryption_key: bytes | None = None
+    authentication_key: bytes | None = None
+    system_title: bytes | None = None
+
+
+@dataclass(slots=True)
+class DlmsMessage:
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    security: CipheredApdu | None = None
+    apdu: Apdu | None = None
+    body: Data | None = None
+    date_time: CosemDateTime | None = None
+    push: PushValues | None = None
+
+    @property
+    def values(self) -> dict[str, ObisValue]:
+        return {} if self.push is None else self.push.values
+
+    @property
+    def timestamp(self) -> datetime | None:
+        """The notification's date-time, else the pushed clock (``x-x:1.0.0.255``) value."""
+        if self.date_time is not None:
+            found = self.date_time.to_datetime()
+            if found is not None:
+                return found
+        for obis, value in self.values.items():
+            if ":1.0.0." in obis and isinstance(value.value, datetime):
+                return value.value
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        ts = self.timestamp
+        return {
+            "protocol": "dlms",
+            "layers": self.layers,
+            "security": None if self.security is None else self.security.to_json(),
+            "apdu": None if self.apdu is None else self.apdu.to_json(),
+            "date_time": None if self.date_time is None else self.date_time.to_json(),
+            "timestamp": None if ts is None else ts.isoformat(),
+            "tree": None if self.body is None else to_json(self.body),
+            "push": None if self.push is None else self.push.to_json(),
+            "records": [] if self.push is None else [v.to_json() for v in self.push.values.values()],
+        }
+
+
+def decode_dlms(data: bytes, keys: Keys | None = None, guard: ReplayGuard | None = None,
+                registry: ProfileRegistry | None = None) -> DlmsMessage:
+    """Decode one DLMS message; raises only :class:`DecodeError` (and its subclasses)."""
+    buf = bytes(data)
+    msg = DlmsMessage()
+    if not buf:
+        raise TruncatedError("empty input", 0)
+    if buf[0] == FLAG and buf[-1] == FLAG and len(buf) >= 9:
+        reassembler = HdlcReassembler()
+        info = None
+        frames = split_hdlc_stream(buf)
+        for i, raw in enumerate(frames):
+            frame = decode_hdlc_frame(raw)
+            msg.layers.append(frame.to_json())
+            info = reassembler.feed(frame)
+            if info is not None and i != len(frames) - 1:
+                raise FramingError("HDLC frames after the last segment", None, f"frame {i + 1}")
+        if info is None:
+            raise TruncatedError("HDLC segmented message without its last segment", len(buf))
+        buf = info
+    elif looks_wrapped(buf):
+        header, buf = unwrap_udp(buf)
+        msg.layers.append(header.to_json())
+    llc, buf = strip_llc(buf)
+    if llc is not None:
+        msg.layers.append({"layer": "llc", "header": llc.hex()})
+    if buf and buf[0] in CIPHERED_TAGS:
+        k = keys or Keys()
+        msg.security = parse_ciphered(buf)
+        buf = unprotect(msg.security, k.encryption_key, k.authentication_key, k.system_title, guard)
+        msg.layers.append({"layer": "ciphered", **msg.security.to_json()})
+    return _decode_plain(buf, msg, registry)
+
+
+def decode_apdu_values(buf: bytes, registry: ProfileRegistry | None = None) -> DlmsMessage:
+    """A plaintext APDU or bare push body, without transport layers (the benchmark's unit of work)."""
+    return _decode_plain(buf, DlmsMessage(), registry)
+
+
+def _decode_plain(buf: bytes, msg: DlmsMessage, registry: ProfileRegistry | None) -> DlmsMessage:
+    if not buf:
+        raise TruncatedError("APDU", 0)
+    if buf[0] in _APDU_TAGS:
+        msg.apdu = decode_apdu(buf)
+        if isinstance(msg.apdu, DataNotification):
+            msg.body = msg.apdu.body
+            msg.date_time = msg.apdu.date_time
+            msg.push = push_values(msg.body, registry)
+        elif isinstance(msg.apdu, EventNotification):
+            msg.body = msg.apdu.value
+            msg.date_time = msg.apdu.time
+            msg.push = PushValues("event", values={msg.apdu.instance: convert(msg.apdu.instance, msg.body)})
+        elif isinstance(msg.apdu, apdu_mod.GetResponse) and msg.apdu.results and msg.apdu.results[0].data:
+            msg.body = msg.apdu.results[0].data
+        return msg
+    try:
+        msg.body = decode_data_exact(buf)
+    except DecodeError:
+        if buf[0] in (0x01, 0x02):
+            raise
+        raise FramingError("not an xDLMS APDU nor an A-XDR push body", 0,
+                           f"first byte {buf[0]:#04x}") from None
+    msg.layers.append({"layer": "push-body"})
+    msg.push = push_values(msg.body, registry)
+    return msg

@@ -1,0 +1,254 @@
+"""Values by OBIS code from a push body (the A-XDR element of a DATA-NOTIFICATION or a register read).
+
+Every number becomes an exact ``Decimal`` = raw x 10^scaler with the unit symbol of the COSEM unit code
+(after the scaler: a raw 75 with scaler -1 and unit 33 is ``Decimal('7.5')`` A). Octet strings become text
+when they are printable ASCII (meter ids, list versions), a date-time when they hold a 12-byte COSEM
+date-time under a clock OBIS (``x-x:1.0.0.x``), hex otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from . import axdr
+from .axdr import (
+    ARRAY,
+    DATE,
+    DATE_TIME,
+    FLOAT32,
+    FLOAT64,
+    NULL,
+    OCTET_STRING,
+    STRUCTURE,
+    TIME,
+    UTF8_STRING,
+    VISIBLE_STRING,
+    Data,
+)
+from .cosem_time import CosemDateTime
+from .obis import UNITS, obis_from_bytes
+from .profiles import ListProfile, ProfileRegistry, default_registry
+
+_INTS = frozenset({5, 6, 13, 15, 16, 17, 18, 20, 21, 22})
+_PRINTABLE = frozenset(range(0x20, 0x7F))
+_LIST_VERSION_CDE = ":0.2.129."
+
+
+@dataclass(slots=True)
+class ObisValue:
+    """One value: ``value`` is Decimal (numbers, after scaler), str, datetime, bool, None or a JSON tree."""
+
+    obis: str
+    value: Any
+    unit: str | None = None
+    scaler: int = 0
+    raw: Any = None
+    cosem_datetime: CosemDateTime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"obis": self.obis, "value": json_value(self.value), "unit": self.unit,
+                               "scaler": self.scaler}
+        if self.cosem_datetime is not None:
+            out["cosem_datetime"] = self.cosem_datetime.to_json()
+        return out
+
+
+@dataclass(slots=True)
+class PushValues:
+    layout: str
+    profile: str | None = None
+    manufacturer: str | None = None
+    list_version: str | None = None
+    values: dict[str, ObisValue] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"layout": self.layout, "profile": self.profile, "manufacturer": self.manufacturer,
+                "list_version": self.list_version,
+                "values": {k: v.to_json() for k, v in self.values.items()}}
+
+
+def json_value(value: Any) -> Any:
+    """Exact JSON: integral Decimals as int, others as a number when 15 digits keep them exact."""
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value():
+            return int(value)
+        as_float = float(value)
+        return as_float if Decimal(repr(as_float)) == value else str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _text_or_hex(raw: bytes) -> str:
+    if raw and all(b in _PRINTABLE for b in raw):
+        return raw.decode("ascii")
+    return raw.hex()
+
+
+_DEC_POW = {s: Decimal(1).scaleb(s) for s in range(-128, 1)}
+
+
+def _number(raw: int, scaler: int) -> Decimal:
+    if scaler == 0:
+        return Decimal(raw)
+    if scaler > 0:
+        return Decimal(raw * 10 ** scaler)
+    return Decimal(raw) * _DEC_POW[scaler]
+
+
+def convert(obis: str, node: Data, scaler: int = 0, unit: str | None = None) -> ObisValue:
+    """One element under ``obis`` with its scaler/unit applied."""
+    tag, raw = node
+    if tag in _INTS:
+        return ObisValue(obis, _number(raw, scaler), unit, scaler, raw)
+    if tag == OCTET_STRING:
+        if len(raw) == 12 and ":1.0.0." in obis:
+            cdt = CosemDateTime.decode(raw)
+            return ObisValue(obis, cdt.to_datetime(), None, 0, raw, cdt)
+        return ObisValue(obis, _text_or_hex(raw), None, 0, raw)
+    if tag in (VISIBLE_STRING, UTF8_STRING):
+        return ObisValue(obis, raw, None, 0, raw)
+    if tag in (FLOAT32, FLOAT64):
+        dec = axdr.float_to_decimal(tag, raw)
+        return ObisValue(obis, dec.scaleb(scaler) if scaler else dec, unit, scaler, raw)
+    if tag == DATE_TIME:
+        return ObisValue(obis, raw.to_datetime(), None, 0, raw, raw)
+    if tag in (DATE, TIME):
+        return ObisValue(obis, raw.to_json(), None, 0, raw)
+    if tag in (ARRAY, STRUCTURE, axdr.COMPACT_ARRAY):
+        return ObisValue(obis, axdr.to_json(node), None, 0, raw)
+    if tag == axdr.BIT_STRING:
+        return ObisValue(obis, str(raw), None, 0, raw)
+    return ObisValue(obis, raw, None, 0, raw)  # boolean, null-data, dont-care
+
+
+def _is_obis(node: Data) -> bool:
+    return node[0] == OCTET_STRING and len(node[1]) == 6
+
+
+def _string(node: Data) -> str | None:
+    tag, raw = node
+    if tag in (VISIBLE_STRING, UTF8_STRING):
+        return str(raw)
+    if tag == OCTET_STRING and len(raw) != 6:
+        return _text_or_hex(raw)
+    return None
+
+
+def _scaled(profile: ListProfile | None, obis: str) -> tuple[int, str | None]:
+    if profile is not None:
+        found = profile.units.get(obis)
+        if found is not None:
+            return found
+    return 0, None
+
+
+def layout_of(body: Data) -> str:
+    tag, items = body
+    if (tag != ARRAY and tag != STRUCTURE) or not items:
+        return "single"
+    for t, v in items:
+        if t != STRUCTURE or len(v) < 2 or v[0][0] != OCTET_STRING or len(v[0][1]) != 6:
+            break
+    else:
+        return "self_describing"
+    if tag == STRUCTURE:
+        start = 1 if _string(items[0]) is not None else 0
+        n = len(items) - start
+        if n and not n % 2:
+            seen = False
+            for i in range(start, len(items), 2):
+                t, v = items[i]
+                if t == OCTET_STRING and len(v) == 6:
+                    seen = True
+                elif not (t == NULL and items[i + 1][0] == NULL):
+                    break
+            else:
+                if seen:
+                    return "interleaved"
+    return "positional"
+
+
+def push_values(body: Data, registry: ProfileRegistry | None = None) -> PushValues:
+    """Values by OBIS for a push body, using the list profiles of ``registry`` (package data by default)."""
+    reg = registry or default_registry()
+    layout = layout_of(body)
+    items = body[1] if layout != "single" else [body]
+    result = PushValues(layout)
+    values = result.values
+    profile: ListProfile | None
+    if layout == "self_describing":
+        pairs = []
+        for _, fields in items:
+            obis = obis_from_bytes(fields[0][1])
+            pairs.append((obis, fields))
+            if _LIST_VERSION_CDE in obis and result.list_version is None:
+                result.list_version = _string(fields[1])
+        profile = reg.by_version(result.list_version) or reg.by_layout(layout)
+        units_get = profile.units.get if profile is not None else _NO_UNITS.get
+        for obis, fields in pairs:
+            node = fields[1]
+            su = fields[2] if len(fields) >= 3 else None
+            if su is not None and su[0] == STRUCTURE and len(su[1]) == 2 and su[1][0][0] in _INTS \
+                    and su[1][1][0] in _INTS:
+                scaler = su[1][0][1]
+                unit = UNITS.get(su[1][1][1])
+            else:
+                scaler, unit = units_get(obis, _NO_SCALER)
+            if node[0] in _INTS:
+                values[obis] = ObisValue(obis, _number(node[1], scaler), unit, scaler, node[1])
+            else:
+                values[obis] = convert(obis, node, scaler, unit)
+    elif layout == "interleaved":
+        start = 0
+        first = _string(items[0])
+        if first is not None:
+            result.list_version = first
+            start = 1
+        pairs2 = []
+        for i in range(start, len(items), 2):
+            if items[i][0] == NULL:
+                continue
+            obis = obis_from_bytes(items[i][1])
+            pairs2.append((obis, items[i + 1]))
+            if _LIST_VERSION_CDE in obis and result.list_version is None:
+                result.list_version = _string(items[i + 1])
+        profile = reg.by_version(result.list_version) or reg.by_layout(layout)
+        units_get = profile.units.get if profile is not None else _NO_UNITS.get
+        for obis, node in pairs2:
+            scaler, unit = units_get(obis, _NO_SCALER)
+            if node[0] in _INTS:
+                values[obis] = ObisValue(obis, _number(node[1], scaler), unit, scaler, node[1])
+            else:
+                values[obis] = convert(obis, node, scaler, unit)
+    elif layout == "positional":
+        count = len(items)
+        version = _string(items[0])
+        profile = reg.by_version(version)
+        codes: tuple[str, ...] | None = None
+        if profile is not None:
+            result.list_version = version
+            codes = profile.positional.get(count)
+        elif all(t in _INTS for t, _ in items):
+            # No list version: only an all-numeric list of a known length selects a profile (Kaifa list 1).
+            profile = reg.unversioned(count)
+            if profile is not None:
+                codes = profile.positional_unversioned.get(count)
+        if codes is not None and profile is not None:
+            units_get = profile.units.get
+            for obis, node in zip(codes, items, strict=True):
+                scaler, unit = units_get(obis, _NO_SCALER)
+                values[obis] = convert(obis, node, scaler, unit)
+    else:
+        profile = None
+    if profile is not None:
+        result.profile = profile.name
+        result.manufacturer = profile.manufacturer
+    return result
+
+
+_NO_UNITS: dict[str, tuple[int, str | None]] = {}
+_NO_SCALER: tuple[int, str | None] = (0, None)

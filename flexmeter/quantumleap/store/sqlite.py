@@ -1,0 +1,270 @@
+"""SQLite store (WAL): one file, one writer connection, a reader connection per thread.
+
+Ingest is one ``executemany`` per table in one transaction per notification. Rows are indexed on
+``(entity_id, time_index)``, so ``lastN`` and one entity's time range are index range scans. Period
+aggregation of one entity runs one index range scan per bucket (a correlated subquery over the bucket
+list) instead of a GROUP BY, because SQLite has no hash aggregation: grouping 3 M rows by an expression
+would sort them all, while the bucket scans read them once in index order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from flexmeter.quantumleap import timeindex
+from flexmeter.quantumleap.columns import BOOLEAN, DATETIME, FLOAT, INTEGER, JSON, TEXT
+from flexmeter.quantumleap.errors import StoreError
+from flexmeter.quantumleap.model import Query, Series
+from flexmeter.quantumleap.store.base import (
+    ENTITY_ID,
+    ENTITY_TYPE,
+    ORIGINAL,
+    SERVICE_PATH,
+    TIME_INDEX,
+    Column,
+    Store,
+    TableInfo,
+)
+
+_SQL_TYPES = {
+    FLOAT: "REAL",
+    INTEGER: "INTEGER",
+    BOOLEAN: "INTEGER",
+    DATETIME: "INTEGER",
+    TEXT: "TEXT",
+    JSON: "TEXT",
+}
+_PERIOD_SQL = {
+    "second": f"({TIME_INDEX} - {TIME_INDEX} % 1000)",
+    "minute": f"({TIME_INDEX} - {TIME_INDEX} % 60000)",
+    "hour": f"({TIME_INDEX} - {TIME_INDEX} % 3600000)",
+    "day": f"({TIME_INDEX} - {TIME_INDEX} % 86400000)",
+    "month": f"CAST(strftime('%s', {TIME_INDEX} / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000",
+    "year": f"CAST(strftime('%s', {TIME_INDEX} / 1000, 'unixepoch', 'start of year') AS INTEGER) * 1000",
+}
+MAX_BUCKET_SCANS = 200_000
+"""Above this many (bucket x attribute) scans per entity, a GROUP BY pass is cheaper."""
+MAX_ENTITIES_PER_BUCKET_PLAN = 64
+
+
+def _regexp(pattern: str, value: Any) -> bool:
+    return value is not None and re.search(pattern, str(value)) is not None
+
+
+class SqliteStore(Store):
+    backend = "sqlite"
+
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
+        super().__init__()
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.synchronous = synchronous
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._writer = self._connect()
+        self._writer.execute(
+            "CREATE TABLE IF NOT EXISTS md_ets_metadata (table_name TEXT PRIMARY KEY, service TEXT NOT NULL, "
+            "entity_type TEXT NOT NULL, entity_attrs TEXT NOT NULL)"
+        )
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA cache_size=-131072")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute("PRAGMA mmap_size=1073741824")
+        conn.create_function("REGEXP", 2, _regexp, deterministic=True)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        with self._write_lock:
+            self._writer.close()
+
+    # -- naming and dialect -----------------------------------------------------------------------------
+    def table_key(self, service: str, type_key: str) -> str:
+        return f"mt{service}__et{type_key}" if service else f"et{type_key}"
+
+    def table_sql(self, service: str, type_key: str) -> str:
+        return self.quote(self.table_key(service, type_key))
+
+    def bucket_sql(self, period: str) -> str:
+        return _PERIOD_SQL[period]
+
+    # -- metadata -------------------------------------------------------------------------------------
+    def _load_service(self, service: str) -> dict[str, TableInfo]:
+        found = {}
+        rows = self._read(
+            "SELECT entity_type, entity_attrs FROM md_ets_metadata WHERE service = ?", [service]
+        )
+        for entity_type, attrs_json in rows:
+            info = TableInfo(service, entity_type)
+            for name, spec in json.loads(attrs_json).items():
+                if len(spec) >= 3:
+                    info.columns[name] = Column(name, spec[0], spec[1], spec[2])
+            found[entity_type.lower()] = info
+        return found
+
+    def _create_or_extend(self, info: TableInfo, new: list[Column], create: bool) -> None:
+        table = self.table_sql(info.service, info.entity_type.lower())
+        statements = []
+        if create:
+            columns = ", ".join(f"{self.quote(c.name)} {_SQL_TYPES[c.kind]}" for c in info.columns.values())
+            statements.append(
+                f"CREATE TABLE IF NOT EXISTS {table} ({ENTITY_ID} TEXT NOT NULL, {ENTITY_TYPE} TEXT, "
+                f"{TIME_INDEX} INTEGER NOT NULL, {SERVICE_PATH} TEXT, {self.quote(ORIGINAL)} TEXT"
+                + (f", {columns}" if columns else "")
+                + ")"
+            )
+            index = self.quote("ix_" + self.table_key(info.service, info.entity_type.lower()))
+            statements.append(f"CREATE INDEX IF NOT EXISTS {index} ON {table} ({ENTITY_ID}, {TIME_INDEX})")
+        else:
+            existing = {r[1] for r in self._writer.execute(f"PRAGMA table_info({table})")}
+            statements += [
+                f"ALTER TABLE {table} ADD COLUMN {self.quote(c.name)} {_SQL_TYPES[c.kind]}"
+                for c in new
+                if c.name not in existing
+            ]
+        attrs = {
+            k: [*v, info.columns[k].kind] if k in info.columns else v for k, v in info.entity_attrs().items()
+        }
+        with self._write_lock:
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+                for statement in statements:
+                    self._writer.execute(statement)
+                self._writer.execute(
+                    "INSERT INTO md_ets_metadata (table_name, service, entity_type, entity_attrs) "
+                    "VALUES (?,?,?,?) "
+                    "ON CONFLICT (table_name) DO UPDATE SET entity_attrs = excluded.entity_attrs",
+                    [
+                        self.table_key(info.service, info.entity_type.lower()),
+                        info.service,
+                        info.entity_type,
+                        json.dumps(attrs),
+                    ],
+                )
+                self._writer.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._writer.execute("ROLLBACK")
+                raise StoreError(f"schema change on {table} failed: {exc}") from exc
+
+    def _drop_table(self, info: TableInfo) -> None:
+        key = self.table_key(info.service, info.entity_type.lower())
+        self._execute_write(
+            [
+                (f"DROP TABLE IF EXISTS {self.quote(key)}", []),
+                ("DELETE FROM md_ets_metadata WHERE table_name = ?", [key]),
+            ]
+        )
+
+    # -- io ---------------------------------------------------------------------------------------------
+    def _write(self, batches: list[tuple[str, list[str], list[list[Any]]]]) -> None:
+        with self._write_lock:
+            try:
+                self._writer.execute("BEGIN")
+                for table, names, rows in batches:
+                    self._writer.executemany(
+                        f"INSERT INTO {table} ({', '.join(self.quote(n) for n in names)}) "
+                        f"VALUES ({', '.join('?' * len(names))})",
+                        rows,
+                    )
+                self._writer.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._writer.in_transaction:
+                    self._writer.execute("ROLLBACK")
+                raise StoreError(f"insert failed, nothing written: {exc}") from exc
+
+    def _execute_write(self, statements: list[tuple[str, Sequence[Any]]]) -> int:
+        count = 0
+        with self._write_lock:
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+                for sql, params in statements:
+                    count += max(self._writer.execute(sql, params).rowcount, 0)
+                self._writer.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._writer.in_transaction:
+                    self._writer.execute("ROLLBACK")
+                raise StoreError(f"write failed: {exc}") from exc
+        return count
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        try:
+            return self._reader().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"query failed: {exc}") from exc
+
+    # -- fast period aggregation ----------------------------------------------------------------------
+    def _aggregate(self, info: TableInfo, columns: list[Column], q: Query) -> list[Series]:
+        if not q.aggr_period or q.geo is not None:
+            return super()._aggregate(info, columns, q)
+        table = self.table_sql(info.service, info.entity_type.lower())
+        conds, params = self._where(q)
+        if q.entity_ids:
+            ids = list(dict.fromkeys(q.entity_ids))
+        else:
+            ids = [
+                r[0]
+                for r in self._read(
+                    f"SELECT DISTINCT {ENTITY_ID} FROM {table}{self._where_sql(conds)}", params
+                )
+            ]
+        if len(ids) > MAX_ENTITIES_PER_BUCKET_PLAN:
+            return super()._aggregate(info, columns, q)
+        method = (q.aggr_method or "count").upper()
+        result = []
+        for entity_id in ids:
+            one = replace(q, entity_ids=[entity_id])
+            time_conds, time_params = self._where(one, time_only=True)
+            lo, hi = self._read(
+                f"SELECT MIN({TIME_INDEX}), MAX({TIME_INDEX}) FROM {table}{self._where_sql(time_conds)}",
+                time_params,
+            )[0]
+            if lo is None:
+                continue
+            if timeindex.bucket_count(lo, hi, q.aggr_period) * len(columns) > MAX_BUCKET_SCANS:
+                result += super()._aggregate(info, columns, one)
+                continue
+            spans = timeindex.buckets(lo, hi, q.aggr_period)
+            conds, params = self._where(one)
+            inner = " AND ".join([*conds, f"{TIME_INDEX} >= b.s", f"{TIME_INDEX} < b.e"])
+            subs = [f"(SELECT {method}({self.quote(c.name)}) FROM {table} WHERE {inner})" for c in columns]
+            sql = (
+                f"WITH b(s, e) AS (SELECT value ->> 0, value ->> 1 FROM json_each(?)) "
+                f"SELECT b.s, {', '.join(subs)} FROM b ORDER BY b.s"
+            )
+            rows = self._read(sql, [json.dumps(spans), *(params * len(columns))])
+            series = Series(entity_id, info.entity_type, [], {c.attr: [] for c in columns})
+            for record in rows:
+                values = record[1:]
+                if all(v is None or (method == "COUNT" and v == 0) for v in values):
+                    continue
+                series.index.append(int(record[0]))
+                for column, value in zip(columns, values, strict=True):
+                    series.values[column.attr].append(self.aggregate_value(method.lower(), column, value))
+            if series.index:
+                result.append(series)
+        return result
