@@ -53,6 +53,8 @@ COMMAND_MODULES: list[str] = [
     "flexmeter.contextbroker.query.commands",
     "flexmeter.iot_agents.mbus.commands",
     "flexmeter.iot_agents.dlms.commands",
+    "flexmeter.service.commands",
+    "flexmeter.provisioning.commands",
 ]
 
 

@@ -6,6 +6,7 @@ behave alike for the processes (and tests) that start them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -68,12 +69,12 @@ def serve(
             signal.signal(s, handler)
         try:
             server.close()
-        except Exception:  # noqa: BLE001 - closing must never hide the stop callbacks
+        except Exception:  # closing must never hide the stop callbacks
             log.exception("error while closing the server")
         for callback in on_stop:
             try:
                 callback()
-            except Exception:  # noqa: BLE001
+            except Exception:  # a failing callback must not skip the others
                 log.exception("error in stop callback")
         sys.stdout.flush()
 
@@ -92,10 +93,9 @@ class BackgroundServer:
         return f"http://{self.host}:{self.port}"
 
     def _run(self) -> None:
-        try:
+        # closing the socket from another thread ends run() with an exception
+        with contextlib.suppress(Exception):
             self._server.run()
-        except Exception:  # noqa: BLE001 - closing the socket from another thread ends run() this way
-            pass
 
     def start(self) -> BackgroundServer:
         self._thread.start()

@@ -12,6 +12,7 @@ import logging
 import platform
 import sqlite3
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -34,6 +35,7 @@ from flexmeter.contextbroker.errors import (
     BadRequest,
     LengthRequired,
     MethodNotAllowed,
+    NotAcceptable,
     OrionError,
     ParseError,
     RequestEntityTooLarge,
@@ -47,6 +49,7 @@ from flexmeter.metrics import PROMETHEUS_CONTENT_TYPE, Registry
 log = logging.getLogger(__name__)
 
 ORION_COMPATIBLE = "3.10.1"
+PURGE_INTERVAL = 30.0
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _NO_BODY_METHODS = frozenset({"GET", "DELETE"})
 
@@ -67,6 +70,8 @@ class Broker:
         self.store = Store(self.db_path, listener=self._on_changes)
         self.forwarder = registrations.Forwarder(self.metrics)
         self.app = self._build_app()
+        self._stopping = threading.Event()
+        self._purger = threading.Thread(target=self._purge_loop, name="broker-ttl", daemon=True)
 
     def _on_changes(self, changes: list[EntityChange]) -> None:
         counts = collections.Counter(change.alteration for change in changes)
@@ -76,12 +81,25 @@ class Broker:
 
     def start(self) -> None:
         self.engine.start()
+        self._purger.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         try:
             self.engine.stop()
         finally:
+            if self._purger.is_alive():
+                self._purger.join(timeout=5)
             self.store.close()
+
+    def _purge_loop(self) -> None:
+        """Remove expired entities every ``PURGE_INTERVAL`` seconds, as Orion's TTL monitor does."""
+        while not self._stopping.wait(PURGE_INTERVAL):
+            for tenant in self.store.open_tenants():
+                try:
+                    tenant.purge_expired(time.time())
+                except Exception:
+                    log.exception("purging expired entities of tenant %r failed", tenant.service)
 
     # -- app ---------------------------------------------------------------------------------------
     def _build_app(self) -> Flask:
@@ -116,6 +134,11 @@ class Broker:
             raise LengthRequired(DESC_NO_CONTENT_LENGTH)
         if method in _NO_BODY_METHODS and environ.get("CONTENT_TYPE") and not length:
             raise BadRequest(DESC_GET_DELETE_CONTENT_TYPE)
+        accept = environ.get("HTTP_ACCEPT")
+        if accept and "*/*" not in accept and "json" not in accept and "application/*" not in accept:
+            path = request.path
+            if not ((path.endswith("/value") and "text/plain" in accept) or path == "/metrics"):
+                raise NotAcceptable("acceptable MIME types: application/json")
 
     def _after(self, response: Response) -> Response:
         response.headers["Fiware-Correlator"] = request.environ.get("HTTP_FIWARE_CORRELATOR", "")

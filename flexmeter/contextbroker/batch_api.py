@@ -176,6 +176,7 @@ def blueprint(store: Store, entities_api: EntitiesApi) -> Blueprint:
                 item.attrs = local
         result = _Result()
         with tenant.write() as txn:
+            txn.forced = "forcedUpdate" in opts
             for item in items:
                 _apply(txn, item, action, result, service=service, service_path=service_path, now=now,
                        correlator=correlator, key_values=key_values,
@@ -243,7 +244,8 @@ def blueprint(store: Store, entities_api: EntitiesApi) -> Blueprint:
         service = service_from_headers(request.headers)
         tenant = store.existing_tenant(service)
         paths = service_paths_for_query(request.headers)
-        matched = select(tenant, patterns, paths, condition, time.time())
+        early = None if (order is not None or "count" in opts or "unique" in opts) else offset + limit
+        matched = select(tenant, patterns, paths, condition, time.time(), early)
         if order is not None:
             matched = sort_entities(matched, order, condition.geo if condition else None)
         total = len(matched)

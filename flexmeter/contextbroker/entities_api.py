@@ -233,7 +233,8 @@ class EntitiesApi:
         )
         patterns = [pattern] if (ids or types or id_pattern or type_pattern) else []
         _, tenant = self._read_tenant()
-        matched = select(tenant, patterns, paths, condition, time.time())
+        early = None if (order is not None or "count" in opts or "unique" in opts) else offset + limit
+        matched = select(tenant, patterns, paths, condition, time.time(), early)
         if order is not None:
             matched = sort_entities(matched, order, condition.geo if condition else None)
         total = len(matched)
@@ -256,6 +257,7 @@ class EntitiesApi:
         correlator = request.headers.get("Fiware-Correlator", "")
         tenant = self.store.tenant(service)
         with tenant.write() as txn:
+            txn.forced = "forcedUpdate" in options()
             existing = txn.get((entity_id, entity_type, service_path))
             if existing is not None and is_live(existing, now):
                 if "upsert" not in opts:
@@ -300,6 +302,7 @@ class EntitiesApi:
         if tenant is None:
             raise NotFound(DESC_ENTITY_NOT_FOUND)
         with tenant.write() as txn:
+            txn.forced = "forcedUpdate" in options()
             entity = self._write_target(txn, entity_id, entity_type, service_path, time.time())
             if entity is None:
                 raise NotFound(DESC_ENTITY_NOT_FOUND)
@@ -337,6 +340,7 @@ class EntitiesApi:
             return empty_response(204)
         correlator = request.headers.get("Fiware-Correlator", "")
         with tenant.write() as txn:
+            txn.forced = "forcedUpdate" in options()
             entity = self._write_target(txn, entity_id, entity_type, service_path, now)
             if entity is None:
                 raise NotFound(DESC_ENTITY_NOT_FOUND)
@@ -400,6 +404,7 @@ class EntitiesApi:
         if not local:
             return empty_response(204)
         with tenant.write() as txn:
+            txn.forced = "forcedUpdate" in options()
             entity = self._write_target(txn, entity_id, entity_type, service_path, now)
             if entity is None:
                 raise NotFound(DESC_ENTITY_NOT_FOUND)
@@ -433,6 +438,7 @@ class EntitiesApi:
             raise NotFound(DESC_ENTITY_NOT_FOUND)
         now = time.time()
         with tenant.write() as txn:
+            txn.forced = "forcedUpdate" in options()
             entity = self._write_target(txn, entity_id, entity_type, service_path, now)
             if entity is None:
                 raise NotFound(DESC_ENTITY_NOT_FOUND)

@@ -92,6 +92,8 @@ def update(txn: WriteTxn, entity: StoredEntity, incoming: dict[str, StoredAttr],
         "expDate": expires if expires is not None else entity.get("expDate"),
     }
     txn.put(new_entity)
+    if txn.forced:
+        changed = list(updated)
     alteration: AlterationType = "entityChange" if changed or deleted else "entityUpdate"
     txn.change(EntityChange(service, entity["servicePath"], alteration, new_entity, entity,
                             frozenset(updated), frozenset(changed), deleted, correlator=correlator))

@@ -48,8 +48,11 @@ def is_live(entity: StoredEntity, now: float) -> bool:
 
 
 def select(store: TenantStore | None, patterns: list[EntityPattern], paths: list[str],
-           condition: Condition | None, now: float) -> list[StoredEntity]:
-    """Entities matching any of ``patterns`` (all when empty), in ``paths``, passing ``condition``."""
+           condition: Condition | None, now: float, stop_after: int | None = None) -> list[StoredEntity]:
+    """Entities matching any of ``patterns`` (all when empty), in ``paths``, passing ``condition``.
+
+    ``stop_after``: return as soon as that many matched (a page without count or orderBy).
+    """
     if store is None:
         return []
     candidates: list[StoredEntity]
@@ -79,4 +82,6 @@ def select(store: TenantStore | None, patterns: list[EntityPattern], paths: list
         if cond is not None and not cond.matches(entity):
             continue
         out.append(entity)
+        if stop_after is not None and len(out) >= stop_after:
+            break
     return out

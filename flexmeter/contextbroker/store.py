@@ -16,6 +16,7 @@ Why this shape:
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ from typing import Any
 
 from flexmeter.contextbroker.model import EntityChange, StoredEntity
 from flexmeter.contextbroker.tenancy import tenant_db_path
+
+log = logging.getLogger(__name__)
 
 EntityKey = tuple[str, str, str]  # (id, type, servicePath)
 ChangeListener = Callable[[list[EntityChange]], None]
@@ -45,6 +48,9 @@ CREATE TABLE IF NOT EXISTS registrations (
 );
 """
 
+_UPSERT = ("INSERT INTO entities (id, type, sp, doc) VALUES (?, ?, ?, ?) "
+           "ON CONFLICT (id, type, sp) DO UPDATE SET doc=excluded.doc")
+
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
@@ -60,6 +66,7 @@ class WriteTxn:
         self.pending: dict[EntityKey, StoredEntity | None] = {}
         self.changes: list[EntityChange] = []
         self.registrations: dict[str, dict[str, Any] | None] = {}
+        self.forced = False  # Orion's options=forcedUpdate: every update counts as a change
 
     def get(self, key: EntityKey) -> StoredEntity | None:
         if key in self.pending:
@@ -155,16 +162,21 @@ class TenantStore:
         reg_upserts = [(rid, _dumps(doc)) for rid, doc in txn.registrations.items() if doc is not None]
         reg_deletes = [(rid,) for rid, doc in txn.registrations.items() if doc is None]
         conn = self._conn
+        if len(upserts) == 1 and not deletes and not txn.registrations:
+            conn.execute(_UPSERT, upserts[0])  # one statement: SQLite's implicit transaction, one commit
+        else:
+            self._commit_many(upserts, deletes, reg_upserts, reg_deletes)
+        self._apply_to_index(txn)
+
+    def _commit_many(self, upserts: list[tuple[str, str, str, str]], deletes: list[EntityKey],
+                     reg_upserts: list[tuple[str, str]], reg_deletes: list[tuple[str]]) -> None:
+        conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             if deletes:
                 conn.executemany("DELETE FROM entities WHERE id=? AND type=? AND sp=?", deletes)
             if upserts:
-                conn.executemany(
-                    "INSERT INTO entities (id, type, sp, doc) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (id, type, sp) DO UPDATE SET doc=excluded.doc",
-                    upserts,
-                )
+                conn.executemany(_UPSERT, upserts)
             if reg_deletes:
                 conn.executemany("DELETE FROM registrations WHERE id=?", reg_deletes)
             if reg_upserts:
@@ -177,6 +189,8 @@ class TenantStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _apply_to_index(self, txn: WriteTxn) -> None:
         with self._index_lock:
             for key, entity in txn.pending.items():
                 if entity is None:
@@ -190,7 +204,24 @@ class TenantStore:
                 else:
                     self.registrations[rid] = doc
         if txn.changes and self.listener is not None:
-            self.listener(txn.changes)
+            try:
+                self.listener(txn.changes)
+            except Exception:  # committed already: the client must still get its 2xx
+                log.exception("change listener failed on %d changes", len(txn.changes))
+
+    def purge_expired(self, now: float) -> int:
+        """Delete entities whose ``dateExpires`` has passed (Orion's TTL monitor: no notification)."""
+        expired = [k for k, e in list(self.entities.items())
+                   if e.get("expDate") is not None and e["expDate"] <= now]  # type: ignore[operator]
+        if not expired:
+            return 0
+        with self.write() as txn:
+            for key in expired:
+                entity = txn.get(key)
+                expires = entity.get("expDate") if entity is not None else None
+                if expires is not None and expires <= now:
+                    txn.delete(key)
+        return len(expired)
 
     def _index_put(self, key: EntityKey, entity: StoredEntity) -> None:
         if key not in self.entities:
@@ -241,6 +272,10 @@ class Store:
     def _notify(self, changes: list[EntityChange]) -> None:
         if self.listener is not None:
             self.listener(changes)
+
+    def open_tenants(self) -> list[TenantStore]:
+        with self._lock:
+            return list(self._tenants.values())
 
     def open_all(self, services: list[str]) -> None:
         for service in services:

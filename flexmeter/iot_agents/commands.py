@@ -66,13 +66,14 @@ def bench_agent_command(
     rate: int = typer.Option(6000, help="Target readings per second published."),
     devices: int = typer.Option(500, help="Distinct devices."),
     mqtt_url: str = typer.Option(None, help="MQTT broker (default FLEXMETER_MQTT_URL)."),
+    per_message: int = typer.Option(1, help="Readings per MQTT message (a JSON array, as gateways batch)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Readings/s from MQTT publish to entities in an embedded broker, with loss and p50/p99 latency."""
     from flexmeter.iot_agents.core.bench import run_bench
 
     result = run_bench(duration=duration, rate=rate, devices=devices,
-                       mqtt_url=mqtt_url or get_settings().mqtt_url)
+                       mqtt_url=mqtt_url or get_settings().mqtt_url, per_message=per_message)
     if json_out:
         typer.echo(json.dumps(result))
     else:

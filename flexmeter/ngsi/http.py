@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -67,7 +67,7 @@ class HttpApi:
             raise NgsiResponseError(response)
         return response
 
-    def __enter__(self) -> HttpApi:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,17 +19,13 @@ from flexmeter.ngsi_models.errors import InvalidValueError
 class WireModel(BaseModel):
     """camelCase aliases, population by either name, explicit ``null`` kept for ``_nullable`` fields."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, extra="forbid"
-    )
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, extra="forbid")
 
     #: Python names of fields whose explicit ``null`` is meaningful and must survive ``exclude_none``.
     _nullable: ClassVar[tuple[str, ...]] = ()
 
     @model_serializer(mode="wrap")
-    def _keep_explicit_nulls(
-        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
-    ) -> dict[str, Any]:
+    def _keep_explicit_nulls(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
         for name in self._nullable:
             if name in self.model_fields_set and getattr(self, name) is None:
@@ -57,9 +53,7 @@ def parse_datetime(text: str) -> datetime:
 def format_datetime(value: datetime) -> str:
     """Orion's own rendering: UTC, milliseconds, ``Z`` (e.g. ``2024-01-01T00:00:00.000Z``)."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidValueError(
-            f"naive datetime {value.isoformat()}: give it a time zone (meter-local times too)"
-        )
+        raise InvalidValueError(f"naive datetime {value.isoformat()}: give it a time zone (meter-local times too)")
     utc = value.astimezone(UTC)
     return (
         f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}"

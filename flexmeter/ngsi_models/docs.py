@@ -24,9 +24,7 @@ def _range(row: Row) -> str:
     if row.maximum is not None:
         parts.append(f"≤ {row.maximum}")
     if row.enum:
-        parts.append(
-            " \\| ".join(f"`{e}`" for e in row.enum) if len(row.enum) <= 6 else f"enum ({len(row.enum)})"
-        )
+        parts.append(" \\| ".join(f"`{e}`" for e in row.enum) if len(row.enum) <= 6 else f"enum ({len(row.enum)})")
     if row.keys and row.kind in (Kind.PHASES, Kind.PHASE_FLAGS):
         parts.append("keys " + "/".join(row.keys))
     return ", ".join(parts)

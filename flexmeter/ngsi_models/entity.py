@@ -30,9 +30,7 @@ IDENTIFIER_PATTERN = r"^[\x21\x22\x24\x25\x27-\x2e\x30-\x3e\x40-\x7e]{1,256}$"
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 _FORBIDDEN_IN_IDENTIFIERS = frozenset("&?/#")
 #: Attribute names NGSI-v2 reserves (entity keys, ``orderBy`` keyword, builtins, the "all" wildcard).
-RESERVED_ATTRIBUTE_NAMES = frozenset(
-    {"id", "type", "geo:distance", "dateCreated", "dateModified", "dateExpires", "*"}
-)
+RESERVED_ATTRIBUTE_NAMES = frozenset({"id", "type", "geo:distance", "dateCreated", "dateModified", "dateExpires", "*"})
 
 #: A string that obeys the field syntax, checked by pydantic-core (fast, on every parsed name and type).
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]

@@ -17,9 +17,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from flexmeter.ngsi_models.base import WireModel, format_datetime, parse_datetime
 from flexmeter.ngsi_models.entity import Attribute, Entity, Json
 
-AttrsFormat = Literal[
-    "normalized", "keyValues", "values", "simplifiedNormalized", "simplifiedKeyValues", "legacy"
-]
+AttrsFormat = Literal["normalized", "keyValues", "values", "simplifiedNormalized", "simplifiedKeyValues", "legacy"]
 SubscriptionStatus = Literal["active", "inactive", "failed", "expired", "oneshot"]
 AlterationType = Literal["entityCreate", "entityUpdate", "entityChange", "entityDelete"]
 HttpMethod = Literal["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT"]

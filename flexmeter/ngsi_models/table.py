@@ -247,11 +247,7 @@ def convert(row: Row, value: Any, single_phase: bool = False) -> Any:
     if kind is Kind.PHASES:
         keys = single_phase_keys(row.keys) if single_phase else row.keys
         mapping = _check_keys(row, value, what, keys)
-        return {
-            k: _bounded(row, json_number(mapping[k], f"{what}.{k}"), f"{what}.{k}")
-            for k in keys
-            if k in mapping
-        }
+        return {k: _bounded(row, json_number(mapping[k], f"{what}.{k}"), f"{what}.{k}") for k in keys if k in mapping}
     if kind is Kind.PHASE_FLAGS:
         keys = single_phase_keys(row.keys) if single_phase else row.keys
         mapping = _check_keys(row, value, what, keys)
@@ -311,9 +307,7 @@ def check_text(value: Any, what: str) -> None:
     if isinstance(value, str):
         bad = ORION_FORBIDDEN_IN_VALUES.intersection(value)
         if bad:
-            raise InvalidValueError(
-                f"{what}: {value!r} has characters Orion forbids in values: {sorted(bad)}"
-            )
+            raise InvalidValueError(f"{what}: {value!r} has characters Orion forbids in values: {sorted(bad)}")
     elif isinstance(value, Mapping):
         for key, item in value.items():
             check_text(key, what)

@@ -63,7 +63,5 @@ def convert(value: Decimal | int, from_code: str, to_code: str) -> Decimal:
     if from_code == to_code:
         return Decimal(value)
     if source.dimension != target.dimension or source.factor is None or target.factor is None:
-        raise InvalidValueError(
-            f"cannot convert {from_code} ({source.dimension}) to {to_code} ({target.dimension})"
-        )
+        raise InvalidValueError(f"cannot convert {from_code} ({source.dimension}) to {to_code} ({target.dimension})")
     return Decimal(value) * source.factor / target.factor

@@ -56,6 +56,62 @@ def _values_only(body: dict[str, Any], *drop: str) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in drop}
 
 
+_SUCCESS_BODY = json.dumps(SUCCESS).encode()
+_TIME_INDEX_ENVIRON = "HTTP_" + TIME_INDEX_HEADER.upper().replace("-", "_")
+
+
+class NotifyFastPath:
+    """WSGI wrapper answering ``POST /v2/notify`` without Flask's request machinery (the hot path).
+
+    Every other request goes to the Flask app; the notification semantics are the same function.
+    """
+
+    def __init__(self, app: Any, handler: Any) -> None:
+        self.app = app
+        self.handler = handler
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") != "/v2/notify" or environ.get("REQUEST_METHOD") != "POST":
+            return self.app(environ, start_response)
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        body = environ["wsgi.input"].read(length) if length > 0 else environ["wsgi.input"].read()
+        try:
+            self.handler(
+                environ.get("HTTP_FIWARE_SERVICE"),
+                environ.get("HTTP_FIWARE_SERVICEPATH"),
+                environ.get(_TIME_INDEX_ENVIRON),
+                body,
+            )
+        except QuantumLeapError as exc:
+            payload = json.dumps(exc.body()).encode()
+            start_response(
+                f"{exc.status} {_REASONS.get(exc.status, 'Error')}",
+                [("Content-Type", exc.content_type), ("Content-Length", str(len(payload)))],
+            )
+            return [payload]
+        except Exception as exc:
+            log.exception("notification failed")
+            payload = json.dumps({"error": "Internal Server Error", "description": str(exc)}).encode()
+            start_response(
+                "500 Internal Server Error", [("Content-Type", JSON_TYPE), ("Content-Length", str(len(payload)))]
+            )
+            return [payload]
+        start_response("200 OK", [("Content-Type", JSON_TYPE), ("Content-Length", str(len(_SUCCESS_BODY)))])
+        return [_SUCCESS_BODY]
+
+
+_REASONS = {
+    400: "Bad Request",
+    404: "Not Found",
+    422: "Unprocessable Entity",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+}
+
+
 def create_app(store: Store, registry: Registry | None = None) -> Flask:
     """The WSGI app; ``registry`` gets the service's counters (a new one when None)."""
     app = Flask("flexmeter.quantumleap")
@@ -63,12 +119,8 @@ def create_app(store: Store, registry: Registry | None = None) -> Flask:
     metrics = registry or Registry()
     notifications = metrics.counter("ql_notifications_total", "Notifications received, by outcome.")
     entities_in = metrics.counter("ql_notified_entities_total", "Entities received in notifications.")
-    rows_written = metrics.counter(
-        "ql_rows_written_total", "Rows committed (one per entity per notification)."
-    )
-    empty_entities = metrics.counter(
-        "ql_empty_entities_total", "Notified entities without any value (skipped)."
-    )
+    rows_written = metrics.counter("ql_rows_written_total", "Rows committed (one per entity per notification).")
+    empty_entities = metrics.counter("ql_empty_entities_total", "Notified entities without any value (skipped).")
     rejected = metrics.counter(
         "ql_rejected_values_total", "Attribute values that did not fit their column (kept raw), by reason."
     )
@@ -126,17 +178,17 @@ def create_app(store: Store, registry: Registry | None = None) -> Flask:
 
     @app.post("/config")
     def config() -> Response:
-        return _json(
-            {"error": "Not Implemented", "description": "This API method is not yet implemented."}, 501
-        )
+        return _json({"error": "Not Implemented", "description": "This API method is not yet implemented."}, 501)
 
     # -- notify -----------------------------------------------------------------------------------------
-    @app.post("/v2/notify")
-    def notify() -> Response:
+    def handle_notify(
+        service_header: str | None, path_header: str | None, time_index_attr: str | None, body: bytes
+    ) -> None:
+        """Parse, write and count one notification; raises the QuantumLeap error to answer."""
         try:
-            service = _service()
-            entities = parse_notification(request.get_data())
-            rows, empty = to_rows(entities, _path_header(), request.headers.get(TIME_INDEX_HEADER))
+            service = tenant(service_header)
+            entities = parse_notification(body)
+            rows, empty = to_rows(entities, path_header, time_index_attr)
         except QuantumLeapError:
             notifications.inc(outcome="bad_request")
             raise
@@ -160,7 +212,18 @@ def create_app(store: Store, registry: Registry | None = None) -> Flask:
                     rejection.detail,
                 )
         notifications.inc(outcome="ok")
+
+    @app.post("/v2/notify")
+    def notify() -> Response:
+        handle_notify(
+            request.headers.get("Fiware-Service"),
+            _path_header(),
+            request.headers.get(TIME_INDEX_HEADER),
+            request.get_data(),
+        )
         return _json(SUCCESS)
+
+    app.wsgi_app = NotifyFastPath(app.wsgi_app, handle_notify)  # type: ignore[method-assign]
 
     # -- queries ----------------------------------------------------------------------------------------
     def _answer(endpoint: str, body: Any) -> Response:
@@ -196,9 +259,9 @@ def create_app(store: Store, registry: Registry | None = None) -> Flask:
         series = store.query(service, q)
         return q, (series[0] if series else None)
 
-    @app.get("/v2/entities/<entity_id>")
-    @app.get("/v2/entities/<entity_id>/value")
-    def query_entity(entity_id: str) -> Response:
+    @app.get("/v2/entities/<entity_id>", defaults={"value_only": False})
+    @app.get("/v2/entities/<entity_id>/value", defaults={"value_only": True})
+    def query_entity(entity_id: str, value_only: bool) -> Response:
         q, series = _one_entity(entity_id, None)
         if series is None:
             raise _not_found("entity")
@@ -208,13 +271,13 @@ def create_app(store: Store, registry: Registry | None = None) -> Flask:
             "index": _index(series, q, []),
             "attributes": _attributes(series),
         }
-        if request.path.endswith("/value"):
+        if value_only:
             body = _values_only(body, "entityId", "entityType")
         return _answer("entity", body)
 
-    @app.get("/v2/entities/<entity_id>/attrs/<attr_name>")
-    @app.get("/v2/entities/<entity_id>/attrs/<attr_name>/value")
-    def query_entity_attr(entity_id: str, attr_name: str) -> Response:
+    @app.get("/v2/entities/<entity_id>/attrs/<attr_name>", defaults={"value_only": False})
+    @app.get("/v2/entities/<entity_id>/attrs/<attr_name>/value", defaults={"value_only": True})
+    def query_entity_attr(entity_id: str, attr_name: str, value_only: bool) -> Response:
         q, series = _one_entity(entity_id, attr_name)
         if series is None or not series.values:
             raise _not_found("entity_attr")
@@ -226,13 +289,13 @@ def create_app(store: Store, registry: Registry | None = None) -> Flask:
             "index": _index(series, q, []),
             "values": values,
         }
-        if request.path.endswith("/value"):
+        if value_only:
             body = _values_only(body, "entityId", "entityType", "attrName")
         return _answer("entity_attr", body)
 
-    @app.get("/v2/types/<entity_type>")
-    @app.get("/v2/types/<entity_type>/value")
-    def query_type(entity_type: str) -> Response:
+    @app.get("/v2/types/<entity_type>", defaults={"value_only": False})
+    @app.get("/v2/types/<entity_type>/value", defaults={"value_only": True})
+    def query_type(entity_type: str, value_only: bool) -> Response:
         q = parse_query(request.args, service_path=_path_header(), entity_type=entity_type)
         found = store.query(_service(), q)
         if not found:
@@ -241,29 +304,24 @@ def create_app(store: Store, registry: Registry | None = None) -> Flask:
             {"entityId": s.entity_id, "index": _index(s, q, _date_index(q)), "attributes": _attributes(s)}
             for s in found
         ]
-        if request.path.endswith("/value"):
+        if value_only:
             return _answer("type", {"values": entities})
         return _answer("type", {"entityType": found[0].entity_type, "entities": entities})
 
-    @app.get("/v2/types/<entity_type>/attrs/<attr_name>")
-    @app.get("/v2/types/<entity_type>/attrs/<attr_name>/value")
-    def query_type_attr(entity_type: str, attr_name: str) -> Response:
-        q = parse_query(
-            request.args, service_path=_path_header(), attr_in_path=attr_name, entity_type=entity_type
-        )
+    @app.get("/v2/types/<entity_type>/attrs/<attr_name>", defaults={"value_only": False})
+    @app.get("/v2/types/<entity_type>/attrs/<attr_name>/value", defaults={"value_only": True})
+    def query_type_attr(entity_type: str, attr_name: str, value_only: bool) -> Response:
+        q = parse_query(request.args, service_path=_path_header(), attr_in_path=attr_name, entity_type=entity_type)
         found = [s for s in store.query(_service(), q) if s.values]
         if not found:
             raise _not_found("type_attr")
         name = next(iter(found[0].values))
         entities = [
-            {"entityId": s.entity_id, "index": _index(s, q, _date_index(q)), "values": s.values[name]}
-            for s in found
+            {"entityId": s.entity_id, "index": _index(s, q, _date_index(q)), "values": s.values[name]} for s in found
         ]
-        if request.path.endswith("/value"):
+        if value_only:
             return _answer("type_attr", {"values": entities})
-        return _answer(
-            "type_attr", {"entityType": found[0].entity_type, "attrName": name, "entities": entities}
-        )
+        return _answer("type_attr", {"entityType": found[0].entity_type, "attrName": name, "entities": entities})
 
     def _by_attr_and_type(found: list[Series], q: Query) -> list[dict[str, Any]]:
         names = sorted({name for s in found for name in s.values})
@@ -279,32 +337,30 @@ def create_app(store: Store, registry: Registry | None = None) -> Flask:
                             "values": s.values[name],
                         }
                     )
-            result.append(
-                {"attrName": name, "types": [{"entityType": t, "entities": e} for t, e in types.items()]}
-            )
+            result.append({"attrName": name, "types": [{"entityType": t, "entities": e} for t, e in types.items()]})
         return result
 
-    @app.get("/v2/attrs")
-    @app.get("/v2/attrs/value")
-    def query_attrs() -> Response:
+    @app.get("/v2/attrs", defaults={"value_only": False})
+    @app.get("/v2/attrs/value", defaults={"value_only": True})
+    def query_attrs(value_only: bool) -> Response:
         q = parse_query(request.args, service_path=_path_header())
         found = store.query(_service(), q)
         if not found:
             raise _not_found("attrs")
         attrs = _by_attr_and_type(found, q)
-        if request.path.endswith("/value"):
+        if value_only:
             return _answer("attrs", {"values": attrs})
         return _answer("attrs", {"attrs": attrs})
 
-    @app.get("/v2/attrs/<attr_name>")
-    @app.get("/v2/attrs/<attr_name>/value")
-    def query_attr(attr_name: str) -> Response:
+    @app.get("/v2/attrs/<attr_name>", defaults={"value_only": False})
+    @app.get("/v2/attrs/<attr_name>/value", defaults={"value_only": True})
+    def query_attr(attr_name: str, value_only: bool) -> Response:
         q = parse_query(request.args, service_path=_path_header(), attr_in_path=attr_name)
         found = store.query(_service(), q)
         if not found:
             raise _not_found("attr")
         attrs = _by_attr_and_type(found, q)
-        if request.path.endswith("/value"):
+        if value_only:
             return _answer("attr", {"values": attrs[0]["types"]})
         return _answer("attr", attrs[0])
 

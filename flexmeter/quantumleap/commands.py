@@ -45,8 +45,7 @@ def bench_timeseries_command(
     postgres: str = typer.Option(
         None,
         "--postgres",
-        help="DSN for the postgres backend "
-        "(FLEXMETER_POSTGRES_DSN, else postgresql://postgres@127.0.0.1:5432/test).",
+        help="DSN for the postgres backend (FLEXMETER_POSTGRES_DSN, else postgresql://postgres@127.0.0.1:5432/test).",
     ),
     duration: float = typer.Option(10.0, "--duration", help="Seconds per ingest figure."),
     year_rows: int = typer.Option(3_153_600, "--year-rows", help="Readings of the one-year meter (10 s)."),
@@ -56,9 +55,7 @@ def bench_timeseries_command(
     from flexmeter.quantumleap.bench import run_bench
 
     dsn = postgres or get_settings().postgres_dsn or "postgresql://postgres@127.0.0.1:5432/test"
-    report = run_bench(
-        backend, dsn=dsn, duration=duration, year_rows=year_rows, meters=meters, progress=not as_json
-    )
+    report = run_bench(backend, dsn=dsn, duration=duration, year_rows=year_rows, meters=meters, progress=not as_json)
     if as_json:
         print(json.dumps(report))
     else:

@@ -40,9 +40,7 @@ def parse_geo(georel: str | None, geometry: str | None, coords: str | None) -> G
     match = _NEAR.match(georel)
     if georel.startswith("near"):
         if not match or geometry != "point":
-            raise BadParameters(
-                f"Invalid georel {georel!r}: near needs a point and a distance.", error="Bad Request"
-            )
+            raise BadParameters(f"Invalid georel {georel!r}: near needs a point and a distance.", error="Bad Request")
         for part in georel.split(";")[1:]:
             name, value = part.split(":")
             if name == "maxDistance":
@@ -56,9 +54,7 @@ def parse_geo(georel: str | None, geometry: str | None, coords: str | None) -> G
             f"{geometry} takes {1 if geometry == 'point' else 2} coordinate pairs.", error="Bad Request"
         )
     if geometry == "polygon" and (len(pairs) < 4 or pairs[0] != pairs[-1]):
-        raise BadParameters(
-            "A polygon needs at least 4 points, the last equal to the first.", error="Bad Request"
-        )
+        raise BadParameters("A polygon needs at least 4 points, the last equal to the first.", error="Bad Request")
     if geometry == "line" and query.georel in ("coveredBy",):
         raise NotImplementedOption("coveredBy a line is not supported.")
     return query
@@ -121,9 +117,7 @@ def _in_shape(point: tuple[float, float], q: GeoQuery) -> bool:
         return abs(point[0] - q.coords[0][0]) < 1e-9 and abs(point[1] - q.coords[0][1]) < 1e-9
     if q.geometry == "box":
         (lat1, lon1), (lat2, lon2) = q.coords
-        return min(lat1, lat2) <= point[0] <= max(lat1, lat2) and min(lon1, lon2) <= point[1] <= max(
-            lon1, lon2
-        )
+        return min(lat1, lat2) <= point[0] <= max(lat1, lat2) and min(lon1, lon2) <= point[1] <= max(lon1, lon2)
     if q.geometry == "line":
         return any(_on_segment(point, a, b) for a, b in zip(q.coords, q.coords[1:], strict=False))
     return _inside_polygon(point, q.coords[:-1])
@@ -136,9 +130,7 @@ def matches(location: Any, q: GeoQuery) -> bool:
         return False
     if q.georel == "near":
         d = min(distance_m(p, q.coords[0]) for p in points)
-        return (q.max_distance is None or d <= q.max_distance) and (
-            q.min_distance is None or d >= q.min_distance
-        )
+        return (q.max_distance is None or d <= q.max_distance) and (q.min_distance is None or d >= q.min_distance)
     inside = [_in_shape(p, q) for p in points]
     if q.georel == "coveredBy":
         return all(inside)

@@ -40,9 +40,7 @@ def _date(args: Mapping[str, str], name: str) -> int | None:
     try:
         return parse_instant(raw)
     except BadInstant as exc:
-        raise InvalidParameterValue(
-            f"{raw} is not a valid value for {name}: expected an ISO 8601 date-time"
-        ) from exc
+        raise InvalidParameterValue(f"{raw} is not a valid value for {name}: expected an ISO 8601 date-time") from exc
 
 
 def service_paths(header: str | None) -> list[str] | None:

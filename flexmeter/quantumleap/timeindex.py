@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 TIME_INDEX_HEADER = "Fiware-TimeIndex-Attribute"
@@ -23,9 +24,17 @@ class BadInstant(ValueError):
 
 def parse_instant(value: Any) -> int:
     """ISO 8601 (``Z``, offsets, naive = UTC, date only) to epoch milliseconds; ``BadInstant`` otherwise."""
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         raise BadInstant(f"not an ISO 8601 date-time: {value!r}")
+    return _parse_text(value)
+
+
+@lru_cache(maxsize=8192)
+def _parse_text(value: str) -> int:
+    """Cached: the entities of one notification (and of consecutive ones) mostly share their instants."""
     text = value.strip()
+    if not text:
+        raise BadInstant(f"not an ISO 8601 date-time: {value!r}")
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -76,9 +85,7 @@ def _newest_metadata_instant(entity: Mapping[str, Any], name: str) -> int | None
     return newest
 
 
-def select_time_index(
-    entity: Mapping[str, Any], custom_attr: str | None = None, default: int | None = None
-) -> int:
+def select_time_index(entity: Mapping[str, Any], custom_attr: str | None = None, default: int | None = None) -> int:
     """The instant a notified entity is stored under, by QuantumLeap's precedence.
 
     1. the attribute named by the ``Fiware-TimeIndex-Attribute`` header, 2. the ``TimeInstant`` attribute,
@@ -86,19 +93,14 @@ def select_time_index(
     metadata), 5. ``dateModified`` (attribute, then newest metadata), 6. the server's time. A candidate
     that is missing or not a date-time is skipped.
     """
-    candidates = []
     if custom_attr:
-        candidates.append(lambda: _attr_instant(entity, custom_attr))
-    candidates += [
-        lambda: _attr_instant(entity, "TimeInstant"),
-        lambda: _newest_metadata_instant(entity, "TimeInstant"),
-        lambda: _attr_instant(entity, "timestamp"),
-        lambda: _newest_metadata_instant(entity, "timestamp"),
-        lambda: _attr_instant(entity, "dateModified"),
-        lambda: _newest_metadata_instant(entity, "dateModified"),
-    ]
-    for candidate in candidates:
-        instant = candidate()
+        instant = _attr_instant(entity, custom_attr)
+        if instant is not None:
+            return instant
+    for name in ("TimeInstant", "timestamp", "dateModified"):
+        instant = _attr_instant(entity, name)
+        if instant is None:
+            instant = _newest_metadata_instant(entity, name)
         if instant is not None:
             return instant
     return default if default is not None else now_ms()

@@ -7,11 +7,15 @@ they can qualify a real Orion; tests of the embedded broker's own internals say 
 from __future__ import annotations
 
 import json
+import os
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+
+from tests.support.processes import FlexmeterProcess
 
 
 class Ngsi:
@@ -86,9 +90,7 @@ def ngsi(ngsi_url: str) -> Ngsi:
     return Ngsi(ngsi_url, unique_service())
 
 
-def assert_error(
-    response: requests.Response, status: int, error: str, description: str | None = None
-) -> None:
+def assert_error(response: requests.Response, status: int, error: str, description: str | None = None) -> None:
     assert response.status_code == status, (response.status_code, response.text)
     body = response.json()
     assert body["error"] == error, body
@@ -96,7 +98,25 @@ def assert_error(
         assert body["description"] == description, body
 
 
+@pytest.fixture(scope="session")
+def broker_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlexmeterProcess]:
+    """One embedded broker per test process for this area: tests isolate themselves by tenant, and a
+    broker start costs seconds on a loaded machine."""
+    proc = FlexmeterProcess(["broker", "--port", "0", "--db", str(tmp_path_factory.mktemp("cb") / "b.db")])
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
 @pytest.fixture(scope="module")
-def module_broker_url(module_broker: Any) -> str:
+def ngsi_url(broker_session: FlexmeterProcess) -> str:
+    """NGSI_URL when set (qualify a real Orion with the same tests), else this area's embedded broker."""
+    return os.environ.get("NGSI_URL") or broker_session.url
+
+
+@pytest.fixture(scope="module")
+def module_broker_url(broker_session: FlexmeterProcess) -> str:
     """The embedded broker itself (for tests of its own endpoints, e.g. /metrics), never NGSI_URL."""
-    return str(module_broker.url)
+    return broker_session.url

@@ -134,6 +134,7 @@ def test_http_level_errors(ngsi: Ngsi) -> None:
         "BadRequest",
         "Orion accepts no payload for GET/DELETE requests. HTTP header Content-Type is thus forbidden",
     )
+    assert_error(raw(ngsi, "GET", "/v2/entities", None, None, Accept="text/html"), 406, "NotAcceptable")
     not_allowed = raw(ngsi, "DELETE", "/v2/entities", None, None)
     assert_error(not_allowed, 405, "MethodNotAllowed")
     assert "GET" in not_allowed.headers.get("Allow", "")

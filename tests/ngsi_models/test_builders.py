@@ -149,9 +149,7 @@ def test_required_inputs_are_enforced() -> None:
     with pytest.raises(InvalidValueError, match="controlledProperty is required"):
         nm.device("m1")
     with pytest.raises(InvalidValueError, match="refDevice or refBuilding"):
-        nm.consumption_profile(
-            "p", vector="heat", resolution="P1D", period_start=T, period_end=T + timedelta(1)
-        )
+        nm.consumption_profile("p", vector="heat", resolution="P1D", period_start=T, period_end=T + timedelta(1))
 
 
 def test_device_defaults_and_topology() -> None:
@@ -174,9 +172,7 @@ def test_device_defaults_and_topology() -> None:
 
 
 def test_heat_delta_t_is_derived_only_from_exact_inputs() -> None:
-    exact = nm.heat_meter_observation(
-        "h", observed_at=T, forward_temperature=D("70.1"), return_temperature=D("40.3")
-    )
+    exact = nm.heat_meter_observation("h", observed_at=T, forward_temperature=D("70.1"), return_temperature=D("40.3"))
     assert exact["temperatureDifference"]["value"] == 29.8
     assert exact["temperatureDifference"]["metadata"]["unitCode"]["value"] == "KEL"
     floats = nm.heat_meter_observation("h", observed_at=T, forward_temperature=70.1, return_temperature=40.3)

@@ -44,9 +44,7 @@ def test_rows_are_well_formed(table: EntityTable) -> None:
 
 def test_docs_are_generated_from_the_tables() -> None:
     text = docs.DOC.read_text(encoding="utf-8")
-    assert docs.updated(text) == text, (
-        "docs/data-models.md is stale: run python -m flexmeter.ngsi_models.docs"
-    )
+    assert docs.updated(text) == text, "docs/data-models.md is stale: run python -m flexmeter.ngsi_models.docs"
     for table in nm.TABLES:
         assert f"### {table.entity_type}" in text
         for row in table.rows:

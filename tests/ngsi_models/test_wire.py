@@ -220,7 +220,7 @@ def test_built_in_python_names_render_as_orion_json() -> None:
             attrs_format="normalized",
             metadata=["unitCode"],
         ),
-        expires=datetime(2030, 1, 1, tzinfo=UTC),  # type: ignore[arg-type]
+        expires=datetime(2030, 1, 1, tzinfo=UTC),
         throttling=0,
     )
     assert sub.to_json() == {
@@ -279,9 +279,7 @@ _DELETE = object()
         (("subject", "condition"), {"alterationTypes": ["entityRename"]}, "alterationTypes"),
     ],
 )
-def test_invalid_subscriptions_are_refused_with_a_reason(
-    path: tuple[str, ...], value: Any, reason: str | None
-) -> None:
+def test_invalid_subscriptions_are_refused_with_a_reason(path: tuple[str, ...], value: Any, reason: str | None) -> None:
     data = _patched(path, value)
     if reason is None:  # a valid variant, as a control
         Subscription.model_validate(data)
@@ -299,9 +297,7 @@ def test_invalid_endpoints_are_refused() -> None:
     with pytest.raises(ValidationError, match="mutually exclusive"):
         Subscription.model_validate(_patched(("notification",), {"httpCustom": custom}))
     with pytest.raises(ValidationError, match="method"):
-        Subscription.model_validate(
-            _patched(("notification",), {"httpCustom": {"url": "http://x", "method": "GOT"}})
-        )
+        Subscription.model_validate(_patched(("notification",), {"httpCustom": {"url": "http://x", "method": "GOT"}}))
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Real processes for tests: start a ``flexmeter`` command on a free port, wait for its ready line, stop it."""
+"""Real processes for tests: start a ``flexmeter`` command on a free port, wait for its ready line."""
 
 from __future__ import annotations
 
@@ -62,9 +62,10 @@ class FlexmeterProcess:
                 if match:
                     self.url = match.group(1)
                     return self
-        except queue.Empty:
+        except queue.Empty as exc:
             self.stop()
-            raise RuntimeError(f"flexmeter {' '.join(self.args)} not ready in {self.ready_timeout}s:\n{self.log()}")
+            command = " ".join(self.args)
+            raise RuntimeError(f"flexmeter {command} not ready in {self.ready_timeout}s:\n{self.log()}") from exc
 
     def log(self) -> str:
         return "".join(self.output)

@@ -62,6 +62,19 @@ class _Selector:
         return self.type_re is None or self.type_re.search(entity_type) is not None
 
 
+def _value_changes(change: EntityChange) -> frozenset[str]:
+    """The changed attributes whose type or value (not only metadata) changed."""
+    before = change.previous["attrs"] if change.previous else {}
+    after = change.entity["attrs"]
+    out = set()
+    for name in change.changed_attrs:
+        old, new = before.get(name), after.get(name)
+        if old is None or new is None or old["type"] != new["type"] or old["value"] != new["value"] \
+                or type(old["value"]) is not type(new["value"]):
+            out.add(name)
+    return frozenset(out)
+
+
 # which of the store's alteration kinds each subscribed alteration type accepts
 _ACCEPTS = {
     "entityCreate": {"entityCreate"},
@@ -87,6 +100,8 @@ class Subscription:
     accepted: frozenset[str] = frozenset()
     condition_attrs: frozenset[str] = frozenset()
     exact_ids: frozenset[str] | None = None
+    notify_on_metadata_change: bool = True
+    _paths: list[str] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.compile()
@@ -95,6 +110,7 @@ class Subscription:
         """Build the matchers from the definition (after creation or a PATCH)."""
         subject = self.definition["subject"]
         self.selectors = [_Selector(spec) for spec in subject["entities"]]
+        self._paths = [self.service_path]
         cond = subject.get("condition") or {}
         expression = cond.get("expression")
         compiled = compile_expression(expression) if expression else None
@@ -102,6 +118,7 @@ class Subscription:
         types = cond.get("alterationTypes") or list(DEFAULT_ALTERATION_TYPES)
         self.accepted = frozenset(kind for t in types for kind in _ACCEPTS[t])
         self.condition_attrs = frozenset(cond.get("attrs") or ())
+        self.notify_on_metadata_change = bool(cond.get("notifyOnMetadataChange", True))
         ids = [s.id for s in self.selectors]
         self.exact_ids = None if any(i is None for i in ids) else frozenset(i for i in ids if i is not None)
 
@@ -131,16 +148,27 @@ class Subscription:
         """Whether the change triggers this subscription (everything but status/throttling)."""
         if change.alteration not in self.accepted:
             return False
+        if (change.alteration == "entityChange" and not self.notify_on_metadata_change
+                and "entityUpdate" not in self.accepted
+                and not _value_changes(change) and not change.deleted_attrs):
+            return False  # only metadata changed: an entityUpdate for this subscription
+
         entity = change.entity
-        if not any(s.matches(entity["id"], entity["type"]) for s in self.selectors):
+        entity_id, entity_type = entity["id"], entity["type"]
+        for selector in self.selectors:
+            if selector.matches(entity_id, entity_type):
+                break
+        else:
             return False
-        if not path_matches(change.service_path, [self.service_path]):
+        if change.service_path != self.service_path and not path_matches(change.service_path, self._paths):
             return False
         if self.condition_attrs and change.alteration != "entityDelete":
             if change.alteration == "entityCreate":
                 touched: frozenset[str] | set[str] = frozenset(entity["attrs"])
             elif change.alteration == "entityChange":
                 touched = change.changed_attrs | change.deleted_attrs
+                if not self.notify_on_metadata_change:
+                    touched = _value_changes(change) | change.deleted_attrs
             else:
                 touched = change.updated_attrs | change.deleted_attrs
             if self.condition_attrs.isdisjoint(touched):

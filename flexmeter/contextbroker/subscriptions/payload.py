@@ -166,6 +166,14 @@ def render_change(notification: Mapping[str, Any], change: EntityChange, mode: s
             rendered["alterationType"] = change.alteration
         elif isinstance(rendered, dict):
             rendered["alterationType"] = {"type": "Text", "value": change.alteration, "metadata": {}}
+    if notification.get("covered") and attrs and "*" not in attrs and isinstance(rendered, dict):
+        # covered: every listed attribute is rendered, null when the entity lacks it (Orion 3.x)
+        null: Any = None if mode == "keyValues" else {"type": "None", "value": None, "metadata": {}}
+        covered: dict[str, Any] = {"id": rendered["id"], "type": rendered["type"]}
+        for name in attrs:
+            if name != "__none__":
+                covered[name] = rendered.get(name, null)
+        rendered = covered
     return rendered
 
 
@@ -195,28 +203,54 @@ def _key_values(change: EntityChange, notification: Mapping[str, Any]) -> dict[s
     return {k: v for k, v in rendered.items() if k not in ("id", "type")}
 
 
+RenderCache = dict[tuple[Any, ...], bytes]
+
+
+def _render_key(notification: Mapping[str, Any], mode: str) -> tuple[Any, ...]:
+    return (mode, tuple(notification.get("attrs") or ()), tuple(notification.get("exceptAttrs") or ()),
+            tuple(notification.get("metadata") or ()) if "metadata" in notification else None,
+            bool(notification.get("onlyChangedAttrs")))
+
+
+def _rendered_json(notification: Mapping[str, Any], changes: list[EntityChange], mode: str, as_list: bool,
+                   cache: RenderCache | None) -> bytes:
+    """The JSON of the rendered entities (a list, or one entity), shared between subscriptions that
+    render alike through ``cache`` (valid while the changes are alive: it is keyed by their ids)."""
+    key = (tuple(id(c) for c in changes), as_list, *_render_key(notification, mode))
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    rendered = [render_change(notification, c, mode) for c in changes]
+    out = _dumps(rendered if as_list else rendered[0])
+    if cache is not None:
+        cache[key] = out
+    return out
+
+
 def build_messages(subscription_id: str, notification: Mapping[str, Any], changes: list[EntityChange],
-                   ctx: NotifyContext) -> list[Message]:
+                   ctx: NotifyContext, cache: RenderCache | None = None) -> list[Message]:
     """The messages notifying ``changes`` (in order) for one subscription."""
     fmt = notification.get("attrsFormat", "normalized")
     if "http" in notification or "mqtt" in notification:
+        groups: list[tuple[list[EntityChange], bytes]]
         if fmt in ("simplifiedNormalized", "simplifiedKeyValues"):
             mode = "normalized" if fmt == "simplifiedNormalized" else "keyValues"
-            groups = [([c], render_change(notification, c, mode)) for c in changes]
+            groups = [([c], _rendered_json(notification, [c], mode, False, cache)) for c in changes]
         else:
             mode = fmt if fmt in ("keyValues", "values") else "normalized"
-            data = [render_change(notification, c, mode) for c in changes]
-            groups = [(changes, {"subscriptionId": subscription_id, "data": data})]
+            data = _rendered_json(notification, changes, mode, True, cache)
+            groups = [(changes, b'{"subscriptionId":' + _dumps(subscription_id) + b',"data":' + data + b"}")]
         out: list[Message] = []
         for group, body in groups:
             if "http" in notification:
                 http = notification["http"]
                 timeout = http.get("timeout")
                 out.append(HttpMessage("POST", http["url"], _base_headers(ctx, _service_path(group), fmt),
-                                       _dumps(body), timeout / 1000 if timeout else None))
+                                       body, timeout / 1000 if timeout else None))
             else:
                 mqtt = notification["mqtt"]
-                out.append(MqttMessage(mqtt["url"], mqtt["topic"], _dumps(body), mqtt.get("qos", 0),
+                out.append(MqttMessage(mqtt["url"], mqtt["topic"], body, mqtt.get("qos", 0),
                                        mqtt.get("retain", False), mqtt.get("user"), mqtt.get("passwd")))
         return out
     return [_custom_message(notification, change, ctx) for change in changes]

@@ -30,12 +30,18 @@ class Request:
 
     def encode(self, host_header: str) -> bytes:
         body = self.body or b""
-        lines = [f"{self.method} {self.target} HTTP/1.1", f"Host: {host_header}"]
+        target = _clean(self.target).replace(" ", "%20")
+        lines = [f"{self.method} {target} HTTP/1.1", f"Host: {host_header}"]
         for name, value in self.headers.items():
             if name.lower() not in ("host", "content-length", "connection", "transfer-encoding"):
-                lines.append(f"{name}: {value}")
+                lines.append(f"{_clean(name).replace(':', '')}: {_clean(value)}")
         lines.append(f"Content-Length: {len(body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body
+
+
+def _clean(text: str) -> str:
+    """No CR/LF from a template may split a header or the request line (header injection)."""
+    return text.replace("\r", " ").replace("\n", " ")
 
 
 class _Reader:

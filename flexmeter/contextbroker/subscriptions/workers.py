@@ -104,6 +104,10 @@ class Dispatcher:
                 w.thread.start()
             self._started = True
 
+    def has_room(self, service: str) -> bool:
+        with self._lock:
+            return self._pending.get(service, 0) < self.capacity
+
     def submit(self, job: Job) -> bool:
         """Queue a job; False when its tenant's queue is full (the job is not queued)."""
         service = job.sub.service
@@ -133,14 +137,24 @@ class Dispatcher:
             time.sleep(0.01)
         return all(w.idle() for w in self._workers)
 
-    def stop(self, drain_timeout: float) -> None:
+    def stop(self, drain_timeout: float) -> list[Job]:
+        """Let the workers send what is queued for up to ``drain_timeout``, then stop them.
+
+        Returns the jobs still queued then (not sent), so the caller can count them.
+        """
         if not self._started:
-            return
+            return []
         self.wait_idle(drain_timeout)
+        left: list[Job] = []
         for w in self._workers:
             with w.cond:
+                left.extend(w.queue)
+                w.queue.clear()
                 w.stopping = True
                 w.cond.notify_all()
+        for job in left:
+            self._done(job)
         for w in self._workers:
-            w.thread.join(timeout=max(1.0, drain_timeout))
+            w.thread.join(timeout=5)
         self._started = False
+        return left

@@ -114,6 +114,7 @@ class ConnodeFamily(Family):
     protocol = "connode"
     routes = CONNODE_ROUTES
     default_entity_type = "Device"
+    uses_group_config = True
 
     def decode(self, message: Message) -> list[Decoded]:
         payload = parse_json(message)

@@ -34,7 +34,12 @@ log = logging.getLogger(__name__)
 Json = dict[str, Any]
 
 
+FORBIDDEN = str.maketrans({c: " " for c in "<>\"'=;()"})
+
+
 def _stamp(value: Any, when: datetime) -> Json:
+    if isinstance(value, str):
+        value = value.translate(FORBIDDEN)  # Orion rejects these characters in values
     return {"value": value, "metadata": {"TimeInstant": {"type": "DateTime", "value": iso(when)}}}
 
 

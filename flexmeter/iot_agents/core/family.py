@@ -149,6 +149,10 @@ class Family:
     """The device ``protocol`` value (north API) of devices this family serves; defaults to ``name``."""
     routes: tuple[Route, ...] = ()
     default_entity_type: str = "Device"
+    uses_group_config: bool = False
+    """True when ``decode`` reads ``message.config`` (the group's internal_attributes)."""
+    uses_secrets: bool = False
+    """True when ``decode`` needs ``message.secrets`` (a key lookup for decryption)."""
 
     def decode(self, message: Message) -> list[Decoded]:
         """Bytes in, readings out. Raise :class:`DecodeError` (with the reason) on bad input."""

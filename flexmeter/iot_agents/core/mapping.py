@@ -122,30 +122,63 @@ def _coerce(value: Any, attr_type: str) -> Any:
     return value
 
 
+@dataclass
+class _Plan:
+    """What a device's mapping needs, computed once per (device, group, model) registry version."""
+
+    device: Json
+    group: Json | None
+    entity_type: str
+    entity_id: str
+    timezone: str | None
+    with_time: bool
+    explicit: Any
+    explicit_names: set[str] | None
+    by_key: dict[str, Json]
+    computed: list[Json]
+    statics: list[Json]
+
+
 class Mapper:
-    """Stateless but for the expression cache; one per agent."""
+    """Stateless but for caches (parsed expressions; per-device plans, keyed by the registry's objects)."""
 
     def __init__(self, expressions: Expressions | None = None) -> None:
         self.expressions = expressions or Expressions()
+        self._plans: dict[tuple[int, int, str | None, str], _Plan] = {}
+
+    def _plan(self, view: DeviceView, family: Family, model: str | None) -> _Plan:
+        key = (id(view.device), id(view.group), model, family.name)
+        plan = self._plans.get(key)
+        if plan is not None and plan.device is view.device and plan.group is view.group:
+            return plan
+        explicit = view.get("explicitAttrs", False)
+        by_key, computed = _index(view.attribute_table(family, model))
+        plan = _Plan(view.device, view.group, view.entity_type(family, model), view.entity_id(family, model),
+                     view.get("timezone"), view.get("timestamp", True) is not False, explicit,
+                     set(explicit) if isinstance(explicit, list) else None, by_key, computed,
+                     view.static_attributes())
+        if len(self._plans) > 100_000:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
 
     def map(self, reading: Reading, view: DeviceView, family: Family, received_at: datetime) -> list[EntityUpdate]:
         model = view.model(reading.model)
-        entity_type = view.entity_type(family, model)
-        entity_id = view.entity_id(family, model)
-        observed = to_utc(reading.observed_at, view.get("timezone"), view.device_id, received_at)
+        plan = self._plan(view, family, model)
+        entity_type, entity_id = plan.entity_type, plan.entity_id
+        observed = to_utc(reading.observed_at, plan.timezone, view.device_id, received_at)
         stamp = iso(observed)
-        with_time = view.get("timestamp", True) is not False
-        explicit = view.get("explicitAttrs", False)
-        explicit_names = set(explicit) if isinstance(explicit, list) else None
-        by_key, computed = _index(view.attribute_table(family, model))
+        with_time = plan.with_time
+        explicit, explicit_names = plan.explicit, plan.explicit_names
+        by_key, computed = plan.by_key, plan.computed
 
         main = EntityUpdate(view.service, view.service_path, entity_id, entity_type)
         others: dict[tuple[str, str], EntityUpdate] = {}
         context: Json = {"id": view.device_id, "type": entity_type, "entity_name": entity_id,
                          "service": view.service, "subservice": view.service_path, "TimeInstant": stamp}
-        for attr in view.static_attributes():
+        for attr in plan.statics:
             context.setdefault(attr["name"], attr.get("value"))
-        context.update({k: v for k, v in reading.values.items()})
+        context.update(reading.values)
 
         def target(attr: Json) -> EntityUpdate:
             name_expr = attr.get("entity_name")
@@ -215,7 +248,7 @@ class Mapper:
             if not update.attrs:
                 continue
             if update is main:
-                for static in view.static_attributes():
+                for static in plan.statics:
                     entry: Json = {"type": static.get("type", "Text"), "value": static.get("value")}
                     if static.get("metadata"):
                         entry["metadata"] = static["metadata"]

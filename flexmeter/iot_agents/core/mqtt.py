@@ -1,6 +1,7 @@
 """MQTT south transport (paho-mqtt 2.x): QoS 1 subscriptions, manual acks after the outbox commit.
 
-A persistent session (``clean_session=False``, a client id stable across restarts of the same data dir)
+A persistent MQTT 5 session (``clean_start=False`` with a long session expiry, a client id stable across
+restarts of the same data dir)
 makes the MQTT broker keep QoS 1 messages for the agent while it is down or restarting; a message is
 acknowledged (PUBACK) only once the pipeline has persisted it, so a crash before that means redelivery.
 """
@@ -14,11 +15,19 @@ from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from flexmeter.iot_agents.core.family import Family, Message, Route
 from flexmeter.iot_agents.core.pipeline import Inbound
 
 log = logging.getLogger(__name__)
+
+SESSION_EXPIRY = 7 * 24 * 3600
+"""Seconds the MQTT broker keeps the agent's session (subscriptions, queued QoS 1 messages) while it is away."""
+RECEIVE_MAXIMUM = 2000
+"""Unacknowledged QoS 1 messages the MQTT broker may have in flight to the agent."""
 
 
 def host_port(url: str) -> tuple[str, int]:
@@ -33,7 +42,9 @@ class MqttTransport:
         self.routes = [(f, r) for f, r in routes if r.transport == "mqtt"]
         self.submit = submit
         self.connected = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+        # MQTT 5: the session outlives the connection (expiry below) and our Receive Maximum, not the MQTT
+        # broker's small default in-flight window (20 in Mosquitto), bounds the unacknowledged messages.
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
                                   manual_ack=True)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
@@ -41,11 +52,15 @@ class MqttTransport:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self._pub_lock = threading.Lock()
 
     def start(self) -> None:
         host, port = host_port(self.url)
-        self.client.connect_async(host, port, keepalive=30)
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
+        self.client.connect_async(host, port, keepalive=30, clean_start=False, properties=properties)
         self.client.loop_start()
 
     def stop(self) -> None:
@@ -66,9 +81,14 @@ class MqttTransport:
             return
         filters = self.filters()
         if filters:
-            client.subscribe([(f, 1) for f in filters])
-        log.info("MQTT connected to %s; subscribed to %s", self.url, ", ".join(filters))
-        self.connected.set()
+            client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters])
+        else:
+            self.connected.set()
+        log.info("MQTT connected to %s; subscribing to %s", self.url, ", ".join(filters))
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reasons: object,
+                      properties: object = None) -> None:
+        self.connected.set()  # subscribed: from now on nothing published to our topics is missed
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason: object,
                        properties: object = None) -> None:

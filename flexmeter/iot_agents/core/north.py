@@ -48,6 +48,7 @@ class NorthHooks:
     def __init__(self) -> None:
         self.device_changed: Callable[[str, str, str], None] = lambda s, p, d: None
         self.notification: Callable[[str, str, Json], int] = lambda s, p, b: 0
+        self.status: Callable[[], Json] = lambda: {}
 
 
 def create_north_app(registry: Registry, outbox: Outbox, metrics: AgentMetrics, hooks: NorthHooks, *,
@@ -104,7 +105,8 @@ def create_north_app(registry: Registry, outbox: Outbox, metrics: AgentMetrics, 
 
     @app.get("/health")
     def health() -> Response:
-        return _json({"status": "ok", "outbox": outbox.depth(), "deadLetters": outbox.dead_count()})
+        return _json({"status": "ok", "outbox": outbox.depth(), "deadLetters": outbox.dead_count(),
+                      **hooks.status()})
 
     @app.get("/metrics")
     def metrics_view() -> Response:

@@ -58,6 +58,7 @@ class Resolver:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self.on_autoprovision: Callable[[str, str, str], None] = lambda service, path, device_id: None
 
     def group_config(self, apikey: str | None, resource: str | None = None) -> dict[str, Any]:
         if not apikey:
@@ -80,6 +81,7 @@ class Resolver:
                     "entity_type": group.get("entity_type") or family.entity_type(model)}
             try:
                 device = self.registry.create_devices(group["service"], group["subservice"], [body])[0]
+                self.on_autoprovision(group["service"], group["subservice"], device_id)
             except DuplicateDeviceId:
                 device = self.registry.get_device(group["service"], group["subservice"], device_id)
         elif group is None or (device.get("service"), device.get("service_path")) != (
@@ -184,10 +186,10 @@ class Pipeline:
     def process_one(self, item: Inbound) -> list[NewRow]:
         message = item.message
         family = item.family
-        if not message.config and message.apikey:
+        if family.uses_group_config and not message.config and message.apikey:
             message = Message(message.route, message.payload, message.params, message.content_type,
                               self.resolver.group_config(message.apikey), self.secrets_lookup)
-        elif message.secrets is None:
+        elif family.uses_secrets and message.secrets is None:
             message = Message(message.route, message.payload, message.params, message.content_type,
                               message.config, self.secrets_lookup)
         decoded = family.decode(message)
@@ -195,7 +197,7 @@ class Pipeline:
         readings = [d for d in decoded if isinstance(d, Reading)]
         self.metrics.decoded.inc(len(readings), family=family.name)
         updates: list[EntityUpdate] = []
-        for entry in self._oldest_first(decoded, received_at):
+        for entry in (decoded if len(decoded) < 2 else self._oldest_first(decoded, received_at)):
             apikey = entry.apikey or message.apikey
             model = entry.model if isinstance(entry, Reading) else None
             view = self.resolver.resolve(apikey, entry.device_id, family, model)

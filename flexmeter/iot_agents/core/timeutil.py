@@ -51,4 +51,10 @@ def to_utc(value: datetime | str | float | int | None, timezone: str | None, dev
 
 def iso(instant: datetime) -> str:
     """ISO 8601 UTC with milliseconds and ``Z``, as Orion writes DateTime values."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}Z"
+    return _iso_ms(round(instant.timestamp() * 1000))
+
+
+@lru_cache(maxsize=4096)
+def _iso_ms(millis: int) -> str:
+    instant = datetime.fromtimestamp(millis / 1000, UTC)
+    return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"

@@ -163,6 +163,12 @@ def _decode(buf: bytes, pos: int, end: int, depth: int) -> tuple[Data, int]:
                     raise TruncatedError(f"octet-string of {buf[pos + 1]} bytes", pos + 2)
                 append((OCTET_STRING, buf[pos + 2:stop]))
                 pos = stop
+            elif child == STRUCTURE and pos + 6 <= end and buf[pos + 1] == 2 and buf[pos + 2] == INTEGER \
+                    and buf[pos + 4] == ENUM:
+                # COSEM scaler_unit {integer, enum}: the most common nested structure in pushes.
+                scaler = buf[pos + 3]
+                append((STRUCTURE, [(INTEGER, scaler - 256 if scaler > 127 else scaler), (ENUM, buf[pos + 5])]))
+                pos += 6
             else:
                 node, pos = _decode(buf, pos, end, depth)
                 append(node)

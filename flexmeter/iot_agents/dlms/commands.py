@@ -142,7 +142,7 @@ def bench_dlms_command(
         print(dumps(result))
         return
     for name, fig in result["figures"].items():
-        print(f"{name}: {fig['value']:,.0f} {fig['unit']}")
+        print(f"{name}: {fig['value']:,.0f} {fig['unit']} ({fig['per_cpu_second']:,.0f} per CPU second)")
     print("conditions: " + ", ".join(f"{k}={v}" for k, v in result["conditions"].items()))
 
 

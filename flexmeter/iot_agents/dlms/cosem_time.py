@@ -41,6 +41,7 @@ _STATUS_NAMES = ((STATUS_INVALID, "invalid"), (STATUS_DOUBTFUL, "doubtful"),
 _DATE = struct.Struct(">HBBB")
 _DATETIME = struct.Struct(">HBBBBBBBhB")
 
+_ZONES: dict[int, timezone] = {}
 _MONTH_NAMES = {DST_END: "dst_end", DST_BEGIN: "dst_begin"}
 _DAY_NAMES = {SECOND_LAST_DAY: "second_last_day", LAST_DAY: "last_day"}
 
@@ -140,16 +141,20 @@ class CosemDateTime:
     def decode(cls, raw: bytes, offset: int = 0) -> CosemDateTime:
         if len(raw) != 12:
             raise LengthError("COSEM date-time is 12 bytes", offset, f"got {len(raw)}")
-        d = CosemDate.decode(raw[:5], offset)
-        t = CosemTime.decode(raw[5:9], offset + 5)
-        deviation = int.from_bytes(raw[9:11], "big", signed=True)
+        year, month, day, dow, h, m, s, hs, deviation, status = _DATETIME.unpack(raw)
+        if (1 <= month <= 12 and 1 <= day <= 31 and 1 <= dow <= 7 and h <= 23 and m <= 59 and s <= 59
+                and (hs <= 99 or hs == NOT_SPECIFIED)):  # fast path: a concrete date and time
+            d = CosemDate(None if year == 0xFFFF else year, month, day, dow)
+            t = CosemTime(h, m, s, None if hs == NOT_SPECIFIED else hs)
+        else:
+            d = CosemDate.decode(raw[:5], offset)
+            t = CosemTime.decode(raw[5:9], offset + 5)
         if deviation == DEVIATION_NOT_SPECIFIED:
             dev: int | None = None
         elif -720 <= deviation <= 720:
             dev = deviation
         else:
             raise InvalidValueError("COSEM deviation out of -720..720", offset + 9, str(deviation))
-        status = raw[11]
         return cls(d, t, dev, None if status == NOT_SPECIFIED else status)
 
     @classmethod
@@ -175,14 +180,22 @@ class CosemDateTime:
     def to_datetime(self, deviation_is_offset: bool = False) -> datetime | None:
         """The instant, aware when the deviation is given, naive when not; ``None`` when the date or time
         is not fully specified (a schedule pattern rather than an instant)."""
-        d = self.date.to_date()
-        t = self.time.to_time()
-        if d is None or t is None or self.time.second is None:
+        dd, tt = self.date, self.time
+        if (dd.year is None or not 1 <= dd.month <= 12 or not 1 <= dd.day <= 31 or tt.hour is None
+                or tt.minute is None or tt.second is None):
             return None
         if self.deviation is None:
-            return datetime.combine(d, t)
-        minutes = self.deviation if deviation_is_offset else -self.deviation
-        return datetime.combine(d, t, timezone(timedelta(minutes=minutes)))
+            tz = None
+        else:
+            minutes = self.deviation if deviation_is_offset else -self.deviation
+            tz = _ZONES.get(minutes)
+            if tz is None:
+                tz = _ZONES[minutes] = timezone(timedelta(minutes=minutes))
+        try:
+            return datetime(dd.year, dd.month, dd.day, tt.hour, tt.minute, tt.second,
+                            (tt.hundredths or 0) * 10_000, tz)
+        except ValueError:  # e.g. 30 February: not an instant
+            return None
 
     def to_json(self) -> dict[str, Any]:
         dt = self.to_datetime()

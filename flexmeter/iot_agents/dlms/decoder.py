@@ -46,14 +46,32 @@ class Keys:
     system_title: bytes | None = None
 
 
+_LLC_LAYERS = {b"\xe6\xe6\x00": {"layer": "llc", "header": "e6e600"},
+               b"\xe6\xe7\x00": {"layer": "llc", "header": "e6e700"}}
+_BODY_LAYER = {"layer": "push-body"}
+
+
 @dataclass(slots=True)
 class DlmsMessage:
-    layers: list[dict[str, Any]] = field(default_factory=list)
+    frames: list[Any] = field(default_factory=list)  # layer objects (to_json()) or constant dicts
     security: CipheredApdu | None = None
     apdu: Apdu | None = None
     body: Data | None = None
     date_time: CosemDateTime | None = None
     push: PushValues | None = None
+
+    @property
+    def layers(self) -> list[dict[str, Any]]:
+        """The layers met, outermost first, as JSON dicts."""
+        out = []
+        for layer in self.frames:
+            if isinstance(layer, dict):
+                out.append(dict(layer))
+            elif isinstance(layer, CipheredApdu):
+                out.append({"layer": "ciphered", **layer.to_json()})
+            else:
+                out.append(layer.to_json())
+        return out
 
     @property
     def values(self) -> dict[str, ObisValue]:
@@ -99,7 +117,7 @@ def decode_dlms(data: bytes, keys: Keys | None = None, guard: ReplayGuard | None
         frames = split_hdlc_stream(buf)
         for i, raw in enumerate(frames):
             frame = decode_hdlc_frame(raw)
-            msg.layers.append(frame.to_json())
+            msg.frames.append(frame)
             info = reassembler.feed(frame)
             if info is not None and i != len(frames) - 1:
                 raise FramingError("HDLC frames after the last segment", None, f"frame {i + 1}")
@@ -108,15 +126,15 @@ def decode_dlms(data: bytes, keys: Keys | None = None, guard: ReplayGuard | None
         buf = info
     elif looks_wrapped(buf):
         header, buf = unwrap_udp(buf)
-        msg.layers.append(header.to_json())
+        msg.frames.append(header)
     llc, buf = strip_llc(buf)
     if llc is not None:
-        msg.layers.append({"layer": "llc", "header": llc.hex()})
+        msg.frames.append(_LLC_LAYERS[llc])
     if buf and buf[0] in CIPHERED_TAGS:
         k = keys or Keys()
         msg.security = parse_ciphered(buf)
         buf = unprotect(msg.security, k.encryption_key, k.authentication_key, k.system_title, guard)
-        msg.layers.append({"layer": "ciphered", **msg.security.to_json()})
+        msg.frames.append(msg.security)
     return _decode_plain(buf, msg, registry)
 
 
@@ -148,6 +166,6 @@ def _decode_plain(buf: bytes, msg: DlmsMessage, registry: ProfileRegistry | None
             raise
         raise FramingError("not an xDLMS APDU nor an A-XDR push body", 0,
                            f"first byte {buf[0]:#04x}") from None
-    msg.layers.append({"layer": "push-body"})
+    msg.frames.append(_BODY_LAYER)
     msg.push = push_values(msg.body, registry)
     return msg

@@ -243,12 +243,12 @@ def decode_readout(data: bytes, verify: bool = True) -> Readout:
     ident = parse_identification(text[slash:eol], slash)
     stx = text.find("\x02", eol)
     if stx != -1:
-        return _mode_c(data, text, ident, stx, verify)
+        return _mode_c(data, text, ident, eol, stx, verify)
     return _p1(data, text, ident, slash, eol, verify)
 
 
-def _mode_c(data: bytes, text: str, ident: Identification, stx: int, verify: bool) -> Readout:
-    if text[text.find("\n", 0) + 1:stx].strip("\r\n"):
+def _mode_c(data: bytes, text: str, ident: Identification, eol: int, stx: int, verify: bool) -> Readout:
+    if text[eol:stx].strip("\r\n"):
         raise FramingError("only CR LF between identification and STX", stx)
     etx = text.find("\x03", stx)
     if etx == -1:

@@ -54,7 +54,7 @@ class ListProfile:
                 units={k: (int(v[0]), v[1]) for k, v in doc.get("units", {}).items()},
                 description=str(doc.get("description", "")),
             )
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise ProfileError("list profile file", None, f"{source}: {exc!r}") from None
 
 
@@ -67,7 +67,11 @@ class ProfileRegistry:
         dirs = [PACKAGE_PROFILES, *directories] if include_package else list(directories)
         for directory in dirs:
             for path in sorted(Path(directory).glob("*.json")):
-                self.profiles.append(ListProfile.from_json(json.loads(path.read_text("utf-8")), str(path)))
+                try:
+                    doc = json.loads(path.read_text("utf-8"))
+                except (OSError, ValueError) as exc:
+                    raise ProfileError("list profile file is JSON", None, f"{path}: {exc}") from None
+                self.profiles.append(ListProfile.from_json(doc, str(path)))
         self.profiles.extend(profiles)
         self._by_version: dict[str, ListProfile] = {}
         self._by_layout: dict[str, ListProfile] = {}

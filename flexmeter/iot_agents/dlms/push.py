@@ -29,11 +29,10 @@ from .axdr import (
     Data,
 )
 from .cosem_time import CosemDateTime
-from .obis import UNITS, obis_from_bytes
+from .obis import _OBIS_CACHE, UNITS, obis_from_bytes
 from .profiles import ListProfile, ProfileRegistry, default_registry
 
 _INTS = frozenset({5, 6, 13, 15, 16, 17, 18, 20, 21, 22})
-_PRINTABLE = frozenset(range(0x20, 0x7F))
 _LIST_VERSION_CDE = ":0.2.129."
 
 
@@ -83,8 +82,10 @@ def json_value(value: Any) -> Any:
 
 
 def _text_or_hex(raw: bytes) -> str:
-    if raw and all(b in _PRINTABLE for b in raw):
-        return raw.decode("ascii")
+    if raw and raw.isascii():
+        text = raw.decode("ascii")
+        if text.isprintable():
+            return text
     return raw.hex()
 
 
@@ -96,7 +97,8 @@ def _number(raw: int, scaler: int) -> Decimal:
         return Decimal(raw)
     if scaler > 0:
         return Decimal(raw * 10 ** scaler)
-    return Decimal(raw) * _DEC_POW[scaler]
+    factor = _DEC_POW.get(scaler)
+    return Decimal(raw) * factor if factor is not None else Decimal(raw).scaleb(scaler)
 
 
 def convert(obis: str, node: Data, scaler: int = 0, unit: str | None = None) -> ObisValue:
@@ -181,47 +183,65 @@ def push_values(body: Data, registry: ProfileRegistry | None = None) -> PushValu
     values = result.values
     profile: ListProfile | None
     if layout == "self_describing":
-        pairs = []
+        # One pass: elements carrying their scaler_unit are final at once; the others wait for the profile
+        # (their slot is reserved so the values keep the frame's order).
+        deferred = []
+        cached = _OBIS_CACHE.get
+        units = UNITS
+        pow_ = _DEC_POW
         for _, fields in items:
-            obis = obis_from_bytes(fields[0][1])
-            pairs.append((obis, fields))
+            raw_obis = fields[0][1]
+            obis = cached(raw_obis) or obis_from_bytes(raw_obis)
+            tag, raw = node = fields[1]
+            if len(fields) >= 3:
+                su_tag, su = fields[2]
+                if su_tag == STRUCTURE and len(su) == 2 and su[0][0] in _INTS and su[1][0] in _INTS:
+                    scaler = su[0][1]
+                    unit = units.get(su[1][1])
+                    if tag in _INTS:
+                        if scaler == 0:
+                            number = Decimal(raw)
+                        elif scaler in pow_:
+                            number = Decimal(raw) * pow_[scaler]
+                        else:
+                            number = _number(raw, scaler)
+                        values[obis] = ObisValue(obis, number, unit, scaler, raw)
+                    else:
+                        values[obis] = convert(obis, node, scaler, unit)
+                    continue
             if _LIST_VERSION_CDE in obis and result.list_version is None:
-                result.list_version = _string(fields[1])
+                result.list_version = _string(node)
+            values[obis] = None  # type: ignore[assignment]
+            deferred.append((obis, node))
         profile = reg.by_version(result.list_version) or reg.by_layout(layout)
         units_get = profile.units.get if profile is not None else _NO_UNITS.get
-        for obis, fields in pairs:
-            node = fields[1]
-            su = fields[2] if len(fields) >= 3 else None
-            if su is not None and su[0] == STRUCTURE and len(su[1]) == 2 and su[1][0][0] in _INTS \
-                    and su[1][1][0] in _INTS:
-                scaler = su[1][0][1]
-                unit = UNITS.get(su[1][1][1])
-            else:
-                scaler, unit = units_get(obis, _NO_SCALER)
-            if node[0] in _INTS:
-                values[obis] = ObisValue(obis, _number(node[1], scaler), unit, scaler, node[1])
-            else:
-                values[obis] = convert(obis, node, scaler, unit)
+        for obis, node in deferred:
+            scaler, unit = units_get(obis, _NO_SCALER)
+            values[obis] = convert(obis, node, scaler, unit)
     elif layout == "interleaved":
         start = 0
         first = _string(items[0])
         if first is not None:
             result.list_version = first
             start = 1
-        pairs2 = []
-        for i in range(start, len(items), 2):
-            if items[i][0] == NULL:
-                continue
-            obis = obis_from_bytes(items[i][1])
-            pairs2.append((obis, items[i + 1]))
-            if _LIST_VERSION_CDE in obis and result.list_version is None:
-                result.list_version = _string(items[i + 1])
+        else:  # the version may be the first pair's value (x-x:0.2.129.255), as Kaifa sends it
+            obis0 = obis_from_bytes(items[0][1]) if items[0][0] == OCTET_STRING else ""
+            if _LIST_VERSION_CDE in obis0:
+                result.list_version = _string(items[1])
         profile = reg.by_version(result.list_version) or reg.by_layout(layout)
         units_get = profile.units.get if profile is not None else _NO_UNITS.get
-        for obis, node in pairs2:
+        cached = _OBIS_CACHE.get
+        for i in range(start, len(items), 2):
+            key_tag, raw_obis = items[i]
+            if key_tag == NULL:
+                continue
+            obis = cached(raw_obis) or obis_from_bytes(raw_obis)
+            node = items[i + 1]
             scaler, unit = units_get(obis, _NO_SCALER)
-            if node[0] in _INTS:
-                values[obis] = ObisValue(obis, _number(node[1], scaler), unit, scaler, node[1])
+            tag, raw = node
+            if tag in _INTS:
+                values[obis] = ObisValue(obis, Decimal(raw) if scaler == 0 else _number(raw, scaler), unit,
+                                         scaler, raw)
             else:
                 values[obis] = convert(obis, node, scaler, unit)
     elif layout == "positional":
@@ -241,7 +261,12 @@ def push_values(body: Data, registry: ProfileRegistry | None = None) -> PushValu
             units_get = profile.units.get
             for obis, node in zip(codes, items, strict=True):
                 scaler, unit = units_get(obis, _NO_SCALER)
-                values[obis] = convert(obis, node, scaler, unit)
+                tag, raw = node
+                if tag in _INTS:
+                    values[obis] = ObisValue(obis, Decimal(raw) if scaler == 0 else _number(raw, scaler),
+                                             unit, scaler, raw)
+                else:
+                    values[obis] = convert(obis, node, scaler, unit)
     else:
         profile = None
     if profile is not None:

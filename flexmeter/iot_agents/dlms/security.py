@@ -57,7 +57,7 @@ GLO_TAGS = {0xC8: 0xC0, 0xC9: 0xC1, 0xCA: 0xC2, 0xCB: 0xC3, 0xCC: 0xC4, 0xCD: 0x
 DED_TAGS = {0xD0: 0xC0, 0xD1: 0xC1, 0xD2: 0xC2, 0xD3: 0xC3, 0xD4: 0xC4, 0xD5: 0xC5, 0xD7: 0xC7}
 CIPHERED_TAGS = frozenset({*GLO_TAGS, *DED_TAGS, GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING})
 
-_PLAIN_TAGS = frozenset({0x0F, 0xC0, 0xC1, 0xC2, 0xC3, 0xC4, 0xC5, 0xC7, 0xD8, 0x01, 0x08, 0x0E})
+_PLAIN_TAGS = frozenset({0x0F, 0xC0, 0xC1, 0xC2, 0xC3, 0xC4, 0xC5, 0xC7, 0xD8})
 
 _CIPHERS: dict[bytes, AESGCM] = {}
 _MAX_CIPHERS = 4096
@@ -153,13 +153,18 @@ class ReplayGuard:
 
 
 def _looks_like_apdu(plain: bytes) -> bool:
-    if not plain or plain[0] not in _PLAIN_TAGS:
+    """Whether an unauthenticated decryption reads as an xDLMS APDU header (tag and first field): a
+    random plaintext (wrong key) passes with a probability well under 0.1 %."""
+    if len(plain) < 3 or plain[0] not in _PLAIN_TAGS:
         return False
-    if plain[0] == 0x0F:
+    tag = plain[0]
+    if tag == 0x0F:
         return len(plain) >= 6 and plain[5] in (0x00, 0x0C, 0x09)
-    if plain[0] in (0xC4, 0xC5, 0xC7, 0xC0, 0xC1, 0xC3):
-        return len(plain) >= 3 and 1 <= plain[1] <= 5
-    return True
+    if tag == 0xC2:
+        return plain[1] in (0x00, 0x01)
+    if tag == 0xD8:
+        return len(plain) == 3
+    return 1 <= plain[1] <= 5
 
 
 def unprotect(apdu: CipheredApdu, encryption_key: bytes | None, authentication_key: bytes | None = None,

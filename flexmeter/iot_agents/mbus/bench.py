@@ -65,7 +65,7 @@ def run_bench(duration: float, corpus: str | None = None, fuzz: int = 0) -> dict
     from . import records
     records.LAYOUT_CACHE = False
     _rate(frames, min(0.5, duration), False)  # warm the record-header spec cache
-    cold, cold_r, cold_wall = _rate(frames, duration, False)
+    cold, _, cold_wall = _rate(frames, duration, False)
     records.LAYOUT_CACHE = True
     _rate(frames, min(0.5, duration), False)  # learn the layouts
     fps, rps, fps_wall = _rate(frames, duration, False)

@@ -36,7 +36,7 @@ def _table(result: dict[str, Any]) -> str:
                      str(r["tariff"]), str(r["subunit"]), f"{r['dif']}/{r['vif']}", ",".join(r["flags"])))
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     lines.append("")
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join(lines)
 
 
@@ -59,6 +59,9 @@ def _emit(kind: str, source: str, key: str | None, json_output: bool, frame_form
         raise typer.Exit(2) from None
     result = tel.to_json()
     print(dumps(result) if json_output else _table(result))
+    if tel.encrypted:
+        print(f"note: payload encrypted (security mode {tel.security_mode or 'ELL'}); pass --key to decrypt",
+              file=sys.stderr)
 
 
 def decode_mbus_command(

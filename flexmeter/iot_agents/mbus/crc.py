@@ -16,7 +16,7 @@ def _table() -> list[int]:
 _TABLE = _table()
 
 
-def crc16_en13757(data: bytes, start: int = 0, end: int | None = None) -> int:
+def crc16_en13757(data: bytes | bytearray, start: int = 0, end: int | None = None) -> int:
     crc = 0
     t = _TABLE
     for b in memoryview(data)[start:end] if end is not None or start else data:

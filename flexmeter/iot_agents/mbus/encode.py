@@ -4,9 +4,12 @@ telegrams (format A/B CRCs, OMS mode 5 encryption).
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from . import security
 from .link import add_format_a, add_format_b, build_long_frame
-from .tables import FUNCTIONS
+from .tables import FUNCTIONS, VIF_FB, VIF_FD, VIF_PRIMARY
 from .telegram import manufacturer_value
 
 _BCD_FIELDS = {0x09: 1, 0x0A: 2, 0x0B: 3, 0x0C: 4, 0x0E: 6}
@@ -43,6 +46,35 @@ def encode_record(vif: bytes, raw: int, *, data_field: int = 0x04, function: str
     else:
         raise ValueError(f"data field 0x{data_field:X} not supported by the encoder")
     return bytes((dif,)) + bytes(difes) + bytes(vif) + data
+
+
+def _vif_index() -> dict[tuple[str, str, int], bytes]:
+    index: dict[tuple[str, str, int], bytes] = {}
+    for prefix, table in ((b"", VIF_PRIMARY), (b"\xfd", VIF_FD), (b"\xfb", VIF_FB)):
+        for code, v in enumerate(table):
+            if v.mult == 1 and not v.kind and v.quantity != "reserved":
+                vif = prefix + bytes((code,))
+                index.setdefault((v.quantity, v.unit, v.exp), vif)
+    return index
+
+
+_VIF_INDEX = _vif_index()
+
+
+def vif_for(quantity: str, unit: str, exp: int) -> bytes:
+    """The VIF bytes meaning ``quantity`` in ``unit`` x 10^exp (e.g. energy, Wh, 3 → 06: kWh)."""
+    try:
+        return _VIF_INDEX[(quantity, unit, exp)]
+    except KeyError:
+        raise ValueError(f"no VIF for {quantity} in 10^{exp} {unit}") from None
+
+
+def encode_value(quantity: str, value: Decimal | int, unit: str, exp: int, **kwargs: Any) -> bytes:
+    """A record for an SI value, sent with resolution 10^exp (the value must be a whole multiple of it)."""
+    raw = Decimal(value).scaleb(-exp)
+    if raw != raw.to_integral_value():
+        raise ValueError(f"{value} {unit} is not a whole multiple of 10^{exp}")
+    return encode_record(vif_for(quantity, unit, exp), int(raw), **kwargs)
 
 
 def _a_field(meter_id: str, version: int, medium: int) -> bytes:

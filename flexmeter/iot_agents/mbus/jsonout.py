@@ -29,7 +29,7 @@ def dumps(obj: Any) -> str:
     marker = json.dumps(_MARK)[1:-1]
     if marker not in text:
         return text
-    out = []
+    out: list[str] = []
     for part in text.split('"' + marker):
         if out:
             end = part.index('"')

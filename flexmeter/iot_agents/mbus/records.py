@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from . import dates
@@ -50,9 +50,41 @@ def real32_decimal(value: float) -> Decimal:
 class RecordSpec:
     """Everything a record header (DIF..VIFE bytes) says, interpreted once."""
 
-    __slots__ = ("header", "dif", "vif", "dtype", "length", "function", "storage", "tariff", "subunit",
-                 "quantity", "unit", "exp", "mult", "date_kind", "conv", "flags", "qualifiers", "dife_count",
-                 "text_unit")
+    __slots__ = (
+        "conv",
+        "date_kind",
+        "dif",
+        "dife_count",
+        "dtype",
+        "exp",
+        "flags",
+        "function",
+        "header",
+        "length",
+        "mult",
+        "qualifiers",
+        "quantity",
+        "storage",
+        "subunit",
+        "tariff",
+        "text_unit",
+        "unit",
+        "vif",
+    )
+
+    dif: bytes
+    vif: bytes
+    dtype: int
+    length: int
+    function: str
+    storage: int
+    tariff: int
+    subunit: int
+    quantity: str
+    unit: str
+    exp: int
+    mult: int
+    dife_count: int
 
     def __init__(self, header: bytes) -> None:
         self.header = header
@@ -64,6 +96,10 @@ class RecordSpec:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__ if k not in ("conv",)}
+
+
+# Wide enough for every M-Bus integer (LVAR up to 64 bytes: 155 digits) times any scale: never rounds.
+_EXACT = Context(prec=200)
 
 
 def _scale_conv(exp: int, mult: int) -> Callable[[Any], Any] | None:
@@ -80,12 +116,15 @@ def _scale_conv(exp: int, mult: int) -> Callable[[Any], Any] | None:
             return raw
         return conv_int
 
+    scale = Decimal(mult).scaleb(exp, _EXACT)
+    multiply = _EXACT.multiply
+
     def conv_dec(raw: Any) -> Any:
         if type(raw) is int:
-            return Decimal(f"{raw * mult}E{exp}")
+            return multiply(raw, scale)
         if type(raw) is float:
             d = real32_decimal(raw)
-            return (d * mult).scaleb(exp) if d.is_finite() else d
+            return multiply(d, scale) if d.is_finite() else d
         return raw
     return conv_dec
 
@@ -197,7 +236,7 @@ def build_spec(header: bytes, vif_at: int, text: str | None) -> RecordSpec:
 
 
 def _rssi(raw: Any) -> Any:
-    # Reception level (VIF FD 71) as sent by OMS/WEPTECH radio devices: 2 × value − 130 dBm.
+    # Reception level (VIF FD 71) as sent by OMS/WEPTECH radio devices: 2 x value - 130 dBm.
     return 2 * raw - 130 if type(raw) is int else raw
 
 
@@ -229,7 +268,7 @@ _SPECS: dict[bytes, RecordSpec] = {0x0F.to_bytes(1, "big"): _special_spec(0x0F),
 _CACHE_MAX = 50_000
 
 
-class Record(tuple):  # type: ignore[type-arg]
+class Record(tuple[Any, ...]):
     """One decoded data record: (spec, raw, offset). ``value`` is exact: int, Decimal, date/time or str.
 
     A tuple subclass so that building one costs a single C call on the hot path.
@@ -242,7 +281,7 @@ class Record(tuple):  # type: ignore[type-arg]
 
     @property
     def spec(self) -> RecordSpec:
-        return self[0]  # type: ignore[no-any-return]
+        return self[0]
 
     @property
     def raw(self) -> Any:
@@ -250,7 +289,7 @@ class Record(tuple):  # type: ignore[type-arg]
 
     @property
     def offset(self) -> int:
-        return self[2]  # type: ignore[no-any-return]
+        return self[2]
 
     @property
     def value(self) -> Any:
@@ -292,7 +331,7 @@ class Record(tuple):  # type: ignore[type-arg]
     @property
     def qualifiers(self) -> tuple[str, ...]:
         """Names of the combinable VIFEs (e.g. ``per_hour``, ``lower_limit``, ``multiplier_1e3``)."""
-        return self[0].qualifiers  # type: ignore[no-any-return]
+        return self[0].qualifiers
 
     @property
     def flags(self) -> tuple[str, ...]:
@@ -342,21 +381,20 @@ def parse_records(buf: bytes, start: int, end: int, base: int = 0) -> list[Recor
     """
     key = (start, end, buf[start:start + 2])
     lay = _LAYOUTS.get(key) if LAYOUT_CACHE else None
-    if lay is not None and lay.check(buf) == lay.expected:
+    if lay and lay.check(buf) == lay.expected:
         new = tuple.__new__
         rec = Record
         return [new(rec, (spec, v if conv is None else conv(v), base + off))
-                for (spec, conv, off), v in zip(lay.items, lay.unpack(buf, start))]
+                for (spec, conv, off), v in zip(lay.items, lay.unpack(buf, start), strict=True)]
     out: list[Record] = []
     try:
         _parse(buf, start, end, base, out)
     except DecodeError as exc:
         exc.partial_records = out
         raise
-    if LAYOUT_CACHE and out and type(buf) is bytes:
-        lay = _layout(buf, start, end, base, out)
-        if lay is not None and len(_LAYOUTS) < _CACHE_MAX:
-            _LAYOUTS[key] = lay
+    if LAYOUT_CACHE and lay is None and out and type(buf) is bytes and len(_LAYOUTS) < _CACHE_MAX:
+        # False remembers "no fixed layout here" (LVAR, trailing fillers) so it is not tried again
+        _LAYOUTS[key] = _layout(buf, start, end, base, out) or False
     return out
 
 
@@ -366,7 +404,7 @@ def parse_records(buf: bytes, start: int, end: int, base: int = 0) -> list[Recor
 #: all structural positions with one C call, and its values are read with one ``struct`` unpack. Results
 #: are identical to the full parse (tested); set ``LAYOUT_CACHE = False`` to measure without it.
 LAYOUT_CACHE = True
-_LAYOUTS: dict[tuple[int, int, bytes], Any] = {}
+_LAYOUTS: dict[tuple[int, int, bytes], Any] = {}  # _Layout, or False: none
 _INT_FMT = {(1, True): "b", (2, True): "h", (4, True): "i", (8, True): "q",
             (1, False): "B", (2, False): "H", (4, False): "I", (8, False): "Q"}
 
@@ -385,7 +423,7 @@ def _bcd_bytes(b: bytes) -> int | str:
 
 
 class _Layout:
-    __slots__ = ("check", "expected", "unpack", "items")
+    __slots__ = ("check", "expected", "items", "unpack")
 
     def __init__(self, positions: list[int], expected: tuple[int, ...], fmt: str,
                  items: list[tuple[RecordSpec, Any, int]]) -> None:
@@ -403,7 +441,7 @@ def _layout(buf: bytes, start: int, end: int, base: int, records: list[Record]) 
     items: list[tuple[RecordSpec, Any, int]] = []
     p = start
     for r in records:
-        spec, raw, off = r[0], r[1], r[2] - base
+        spec, off = r[0], r[2] - base
         if off > p:  # fillers (2F) / global readout bytes before this record are structure too
             positions.extend(range(p, off))
             fmt.append(f"{off - p}x")
@@ -462,6 +500,17 @@ def _parse(buf: bytes, start: int, end: int, base: int, out: list[Record]) -> li
     while i < end:
         dif = buf[i]
         j = i + 1
+        if (dif & 0x0F) == 0x0F:  # special functions: the whole byte is the code, never with DIFEs
+            if dif == 0x2F:  # idle filler
+                i = j
+                continue
+            if dif == 0x0F or dif == 0x1F:
+                append(new(rec, (specs[buf[i:j]], buf[j:end], base + i)))
+                return out
+            if dif == 0x7F:  # global readout request: no data
+                i = j
+                continue
+            raise DataFieldError(f"reserved special function DIF 0x{dif:02X}", base + i, "record.dif_reserved")
         if dif & 0x80:
             n = 0
             while True:
@@ -474,17 +523,6 @@ def _parse(buf: bytes, start: int, end: int, base: int, out: list[Record]) -> li
                     j += 1
                     break
                 j += 1
-        elif (dif & 0x0F) == 0x0F:
-            if dif == 0x2F:  # idle filler
-                i = j
-                continue
-            if dif == 0x0F or dif == 0x1F:
-                append(new(rec, (specs[buf[i:j]], buf[j:end], base + i)))
-                return out
-            if dif == 0x7F:  # global readout request: no data
-                i = j
-                continue
-            raise DataFieldError(f"reserved special function DIF 0x{dif:02X}", base + i, "record.dif_reserved")
         if j >= end:
             raise TruncatedRecordError("frame ends before the VIF", base + j, "record.vif")
         vif = buf[j]

@@ -26,7 +26,7 @@ def _cbc(key: bytes, iv: bytes, data: bytes, encrypt: bool) -> bytes:
 
 
 def mode5_iv(m_field: bytes, a_field: bytes, access_number: int) -> bytes:
-    """IV = M (2 bytes) ‖ A (6 bytes: id, version, device type) ‖ 8 × access number."""
+    """IV = M (2 bytes) ‖ A (6 bytes: id, version, device type) ‖ 8 x access number."""
     return bytes(m_field) + bytes(a_field) + bytes((access_number,)) * 8
 
 
@@ -58,7 +58,7 @@ def cmac(key: bytes, data: bytes) -> bytes:
 
 
 def kdf_a(master: bytes, constant: int, counter: int, meter_id: bytes) -> bytes:
-    """OMS KDF-A: CMAC(K, D ‖ C (4 bytes LE) ‖ ID (4 bytes) ‖ 07 × 7). D=0x00 Kenc, 0x01 Kmac (meter→)."""
+    """OMS KDF-A: CMAC(K, D ‖ C (4 bytes LE) ‖ ID (4 bytes) ‖ 07 x 7). D=0x00 Kenc, 0x01 Kmac (meter→)."""
     check_key(master)
     return cmac(master, bytes((constant,)) + counter.to_bytes(4, "little") + bytes(meter_id) + b"\x07" * 7)
 
@@ -95,8 +95,8 @@ def verify_afl_mac(key: bytes, counter: int, meter_id: bytes, mac_input: bytes, 
 
 
 def ell_counter_block(m_field: bytes, a_field: bytes, cc: int, sn: bytes) -> bytes:
-    """ELL AES-CTR initial counter: M ‖ A ‖ CC ‖ SN ‖ FN (0000) ‖ BC (00)."""
-    return bytes(m_field) + bytes(a_field) + bytes((cc,)) + bytes(sn) + b"\x00\x00\x00"
+    """ELL AES-CTR initial counter: M ‖ A ‖ CC (hop-count bit 0x10 cleared) ‖ SN ‖ FN (0000) ‖ BC (00)."""
+    return bytes(m_field) + bytes(a_field) + bytes((cc & 0xEF,)) + bytes(sn) + b"\x00\x00\x00"
 
 
 def ell_crypt(key: bytes, counter_block: bytes, data: bytes) -> bytes:

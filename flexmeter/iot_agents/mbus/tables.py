@@ -1,6 +1,6 @@
 """EN 13757-3 code tables, precomputed at import into flat 128/256-entry lists (no parsing at decode time).
 
-A ``Vif`` entry says what a VIF code measures and how to scale it to SI: value = raw × mult × 10^exp
+A ``Vif`` entry says what a VIF code measures and how to scale it to SI: value = raw x mult x 10^exp
 (+ nothing else; additive corrections come from VIFEs). Durations are normalised to seconds, volume flow
 to m³/h and mass flow to kg/h (exact integer factors), so one quantity has one unit.
 """
@@ -151,7 +151,7 @@ VIF_FB: list[Vif] = _fb()
 VIF_FD: list[Vif] = _fd()
 
 # Combinable (orthogonal) VIFEs, EN 13757-3:2018 table 16. Values: (name, kind, arg)
-#   kind "per": unit divided by arg; "mul": exp adds arg; "add": additive correction 10^(arg) × unit;
+#   kind "per": unit divided by arg; "mul": exp adds arg; "add": additive correction 10^(arg) x unit;
 #   "date": the record is a date/time "of" something; "info": a qualifier only; "mfr": rest manufacturer.
 VIFE_COMBINABLE: dict[int, tuple[str, str, object]] = {
     0x20: ("per_second", "per", "s"), 0x21: ("per_minute", "per", "min"), 0x22: ("per_hour", "per", "h"),
@@ -162,7 +162,8 @@ VIFE_COMBINABLE: dict[int, tuple[str, str, object]] = {
     0x2C: ("per_litre", "per", "l"), 0x2D: ("per_m3", "per", "m³"), 0x2E: ("per_kg", "per", "kg"),
     0x2F: ("per_kelvin", "per", "K"), 0x30: ("per_kwh", "per", "kWh"), 0x31: ("per_gj", "per", "GJ"),
     0x32: ("per_kw", "per", "kW"), 0x33: ("per_kelvin_litre", "per", "K·l"), 0x34: ("per_volt", "per", "V"),
-    0x35: ("per_ampere", "per", "A"), 0x36: ("times_second", "times", "s"), 0x37: ("times_second_per_volt", "times", "s/V"),
+    0x35: ("per_ampere", "per", "A"), 0x36: ("times_second", "times", "s"),
+    0x37: ("times_second_per_volt", "times", "s/V"),
     0x38: ("times_second_per_ampere", "times", "s/A"), 0x39: ("start_date_time_of", "date", None),
     0x3A: ("uncorrected_unit", "info", None), 0x3B: ("accumulation_positive_only", "info", None),
     0x3C: ("accumulation_negative_only", "info", None), 0x3D: ("non_metric_units", "info", None),
@@ -223,8 +224,7 @@ def device_type_name(code: int, manufacturer: str | None = None) -> str:
 
 # Fixed data structure (CI 0x73/0x77, EN 1434-3 annex): 6-bit unit codes → (quantity, unit, exp, mult).
 FIXED_UNITS: list[tuple[str, str, int, int]] = [("reserved", "", 0, 1)] * 64
-_FIXED_BASE = (("energy", "Wh", 0, 1), ("energy", "Wh", 3, 1), ("energy", "Wh", 6, 1))
-for _i, (_q, _u, _e) in enumerate((("energy", "Wh", 0), ("energy", "Wh", 3), ("energy", "Wh", 6),
+for _fi, (_fq, _fu, _fe) in enumerate((("energy", "Wh", 0), ("energy", "Wh", 3), ("energy", "Wh", 6),
                                     ("energy", "J", 3), ("energy", "J", 6), ("energy", "J", 9),
                                     ("power", "W", 0), ("power", "W", 3), ("power", "W", 6),
                                     ("power", "J/h", 3), ("power", "J/h", 6), ("power", "J/h", 9),
@@ -232,7 +232,7 @@ for _i, (_q, _u, _e) in enumerate((("energy", "Wh", 0), ("energy", "Wh", 3), ("e
                                     ("volume_flow", "m³/h", -6), ("volume_flow", "m³/h", -3),
                                     ("volume_flow", "m³/h", 0))):
     for _k in range(3):
-        FIXED_UNITS[0x02 + _i * 3 + _k] = (_q, _u, _e + _k, 1)
+        FIXED_UNITS[0x02 + _fi * 3 + _k] = (_fq, _fu, _fe + _k, 1)
 FIXED_UNITS[0x00] = ("time", "s", 0, 1)  # h,m,s coded: kept raw
 FIXED_UNITS[0x01] = ("time", "s", 0, 1)
 FIXED_UNITS[0x38] = ("temperature", "°C", -3, 1)

@@ -7,7 +7,6 @@ from typing import Any
 from .records import Record
 from .tables import APPLICATION_ERRORS, device_type_name
 
-
 _MANUFACTURERS: dict[int, str] = {}
 
 

@@ -100,9 +100,7 @@ DEVICE = EntityTable(
             required=True,
         ),
         Row("supportedProtocol", Kind.ENUM_LIST, "uplink transport to flexmeter", enum=SUPPORTED_PROTOCOLS),
-        Row(
-            "meterProtocol", Kind.ENUM, "meter protocol (agent family)", enum=METER_PROTOCOLS, extension=True
-        ),
+        Row("meterProtocol", Kind.ENUM, "meter protocol (agent family)", enum=METER_PROTOCOLS, extension=True),
         Row("meterType", Kind.ENUM, "commodity", enum=METER_TYPES, extension=True),
         Row("serialNumber", Kind.TEXT, "meter serial / secondary address / system title"),
         Row("manufacturerName", Kind.TEXT, "manufacturer (e.g. M-Bus manufacturer code)", extension=True),

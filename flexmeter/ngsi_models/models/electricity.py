@@ -274,9 +274,7 @@ AC_MEASUREMENT = EntityTable(
     rows=(
         *common_rows()[:2],
         Row("location", Kind.GEO, "installation position (GeoJSON, longitude first)", required=True),
-        Row(
-            "dateObserved", Kind.DATETIME, "the meter's observation time", param="observed_at", required=True
-        ),
+        Row("dateObserved", Kind.DATETIME, "the meter's observation time", param="observed_at", required=True),
         Row("dateObservedFrom", Kind.DATETIME, "start of the averaging interval, if the values are averages"),
         Row("dateObservedTo", Kind.DATETIME, "end of the averaging interval"),
         Row("phaseType", Kind.ENUM, "installation", enum=("singlePhase", "threePhase"), required=True),
@@ -390,6 +388,4 @@ def ac_measurement(
 ) -> Json:
     """A 1- or 3-phase reading as a normalized ``ACMeasurement`` (``urn:ngsi-ld:ACMeasurement:<id>``)."""
     values = builder_values(locals(), "meter_id")
-    return assemble(
-        AC_MEASUREMENT, meter_id, values, observed_at=observed_at, single_phase=phase_type == "singlePhase"
-    )
+    return assemble(AC_MEASUREMENT, meter_id, values, observed_at=observed_at, single_phase=phase_type == "singlePhase")

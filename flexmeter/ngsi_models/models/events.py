@@ -42,9 +42,7 @@ ALERT_CATEGORIES = (
     "agriculture",
 )
 SEVERITIES = ("informational", "low", "medium", "high", "critical")
-AlertCategory = Literal[
-    "traffic", "naturalDisaster", "weather", "environment", "health", "security", "agriculture"
-]
+AlertCategory = Literal["traffic", "naturalDisaster", "weather", "environment", "health", "security", "agriculture"]
 Severity = Literal["informational", "low", "medium", "high", "critical"]
 
 ALERT = EntityTable(

@@ -19,9 +19,7 @@ ZERO, ONE = Decimal(0), Decimal(1)
 
 def _period_rows() -> tuple[Row, ...]:
     return (
-        Row(
-            "dateObservedFrom", Kind.DATETIME, "period start (inclusive)", param="period_start", required=True
-        ),
+        Row("dateObservedFrom", Kind.DATETIME, "period start (inclusive)", param="period_start", required=True),
         Row("dateObservedTo", Kind.DATETIME, "period end (exclusive)", param="period_end", required=True),
     )
 

@@ -16,10 +16,12 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from math import isfinite
 from typing import Any
 
 from flexmeter.quantumleap import timeindex
-from flexmeter.quantumleap.columns import DATETIME, JSON, NUMERIC_KINDS, Misfit, fit, kind_for
+from flexmeter.quantumleap.columns import DATETIME, FLOAT, JSON, NUMERIC_KINDS, Misfit, fit, kind_for
 from flexmeter.quantumleap.errors import AggregationNotApplicable, AmbiguousId, InvalidHeaderValue
 from flexmeter.quantumleap.geo import matches as geo_matches
 from flexmeter.quantumleap.model import EntityRow, EntitySummary, InsertResult, Query, Rejection, Series
@@ -42,7 +44,9 @@ def tenant(service: str | None) -> str:
     return service.lower()
 
 
+@lru_cache(maxsize=65536)
 def column_name(attr: str) -> str:
+    """QuantumLeap's column for an attribute: the lowercased name."""
     return attr.lower()
 
 
@@ -194,10 +198,10 @@ class Store(ABC):
     def _ensure(self, service: str, entity_type: str, rows: list[EntityRow]) -> TableInfo:
         """The type's table with a column for every attribute these rows carry (DDL only when new)."""
         info = self._tables.get((service, entity_type.lower()))
-        if info is not None and all(
-            column_name(a) in info.columns or column_name(a) in RESERVED for r in rows for a in r.attrs
-        ):
-            return info
+        if info is not None:
+            names = {column_name(a) for a in {a for r in rows for a in r.attrs}}
+            if all(n in info.columns or n in RESERVED for n in names):
+                return info
         with self._schema_lock:
             info = self._table(service, entity_type)
             create = info is None
@@ -237,43 +241,53 @@ class Store(ABC):
     def _prepare(
         self, info: TableInfo, rows: list[EntityRow], result: InsertResult
     ) -> tuple[str, list[str], list[list[Any]]]:
+        """The insert's columns (only those this batch carries) and one parameter row per entity."""
+        positions: dict[str, int] = {}
         columns: list[Column] = []
-        seen: set[str] = set()
+        by_name: dict[str, int] = {}
         for row in rows:
             for attr in row.attrs:
+                if attr in positions:
+                    continue
                 name = column_name(attr)
-                if name not in seen and name in info.columns:
-                    seen.add(name)
-                    columns.append(info.columns[name])
+                column = info.columns.get(name)
+                if column is None or name in RESERVED:
+                    positions[attr] = -1
+                    continue
+                if name not in by_name:
+                    by_name[name] = len(columns)
+                    columns.append(column)
+                positions[attr] = by_name[name]
         names = [ENTITY_ID, ENTITY_TYPE, TIME_INDEX, SERVICE_PATH, ORIGINAL, *(c.name for c in columns)]
+        kinds = [c.kind for c in columns]
+        width = len(columns)
+        time_param, to_db = self.time_param, self.to_db
         values: list[list[Any]] = []
         for row in rows:
-            by_column = {column_name(a): v for a, v in row.attrs.items()}
-            line: list[Any] = [
-                row.entity_id,
-                row.entity_type,
-                self.time_param(row.time_index),
-                row.service_path,
-                None,
-            ]
+            line: list[Any] = [row.entity_id, row.entity_type, time_param(row.time_index), row.service_path, None]
+            line += [None] * width
             rejected = False
-            for column in columns:
-                entry = by_column.get(column.name)
-                if entry is None:
-                    line.append(None)
+            for attr, (_, value) in row.attrs.items():
+                position = positions[attr]
+                if position < 0:
+                    if column_name(attr) in RESERVED:
+                        rejected = True
+                        result.rejected.append(
+                            Rejection(row.entity_id, attr, "reserved_name", f"{attr!r} is a reserved column name")
+                        )
+                    continue
+                if value is None:
+                    continue
+                kind = kinds[position]
+                value_type = type(value)
+                if kind == FLOAT and (value_type is float or value_type is int) and isfinite(value):
+                    line[5 + position] = float(value)  # the common case, without the general fitting
                     continue
                 try:
-                    line.append(self.to_db(column.kind, fit(column.kind, entry[1])))
+                    line[5 + position] = to_db(kind, fit(kind, value))
                 except Misfit as exc:
-                    line.append(None)
                     rejected = True
-                    result.rejected.append(Rejection(row.entity_id, column.attr, exc.reason, str(exc)))
-            for attr in row.attrs:
-                if column_name(attr) in RESERVED:
-                    rejected = True
-                    result.rejected.append(
-                        Rejection(row.entity_id, attr, "reserved_name", f"{attr!r} is a reserved column name")
-                    )
+                    result.rejected.append(Rejection(row.entity_id, columns[position].attr, exc.reason, str(exc)))
             if rejected:
                 line[4] = self.original_param(row.original)
             values.append(line)

@@ -91,12 +91,9 @@ class PostgresStore(Store):
         )
         self.pool.wait(timeout=30)
         with self.pool.connection() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS md_ets_metadata (table_name text PRIMARY KEY, entity_attrs jsonb)"
-            )
+            conn.execute("CREATE TABLE IF NOT EXISTS md_ets_metadata (table_name text PRIMARY KEY, entity_attrs jsonb)")
             self.timescale = (
-                conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
-                is not None
+                conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is not None
             )
 
     def close(self) -> None:
@@ -153,8 +150,7 @@ class PostgresStore(Store):
                 [prefix.replace("_", "\\_") + "%"],
             ).fetchall()
             types = conn.execute(
-                "SELECT table_name, column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = %s",
+                "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = %s",
                 [schema or "public"],
             ).fetchall()
             kinds: dict[tuple[str, str], str] = {(t, c): d for t, c, d in types}
@@ -194,14 +190,12 @@ class PostgresStore(Store):
             )
             if self.timescale:
                 statements.append(
-                    f"SELECT create_hypertable('{table}', '{TIME_INDEX}', if_not_exists => true, "
-                    "migrate_data => true)"
+                    f"SELECT create_hypertable('{table}', '{TIME_INDEX}', if_not_exists => true, migrate_data => true)"
                 )
             index = self.quote(f"ix_{TYPE_PREFIX}{type_key}_eid_ti"[:63])
             statements.append(f"CREATE INDEX IF NOT EXISTS {index} ON {table} ({ENTITY_ID}, {TIME_INDEX})")
         statements += [
-            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {self.quote(c.name)} {_SQL_TYPES[c.kind]}"
-            for c in new
+            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {self.quote(c.name)} {_SQL_TYPES[c.kind]}" for c in new
         ]
         for attempt in range(3):
             try:

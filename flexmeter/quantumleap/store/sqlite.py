@@ -9,10 +9,13 @@ would sort them all, while the bucket scans read them once in index order.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sqlite3
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -52,6 +55,10 @@ _PERIOD_SQL = {
 MAX_BUCKET_SCANS = 200_000
 """Above this many (bucket x attribute) scans per entity, a GROUP BY pass is cheaper."""
 MAX_ENTITIES_PER_BUCKET_PLAN = 64
+SCAN_THREADS = 2
+"""Bucket scans of one aggregation are split over this many reader connections (sqlite3 releases the GIL)."""
+SEQ = "seq"
+"""Third part of the primary key: rows are clustered by (entity_id, time_index), duplicates allowed."""
 
 
 def _regexp(pattern: str, value: Any) -> bool:
@@ -75,6 +82,8 @@ class SqliteStore(Store):
             "entity_type TEXT NOT NULL, entity_attrs TEXT NOT NULL)"
         )
         self._readers: list[sqlite3.Connection] = []
+        self._seq = itertools.count(time.time_ns())
+        self._scan_pool = ThreadPoolExecutor(max_workers=SCAN_THREADS, thread_name_prefix="ts-scan")
         self._readers_lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
@@ -96,6 +105,7 @@ class SqliteStore(Store):
         return conn
 
     def close(self) -> None:
+        self._scan_pool.shutdown(wait=True)
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
@@ -116,9 +126,7 @@ class SqliteStore(Store):
     # -- metadata -------------------------------------------------------------------------------------
     def _load_service(self, service: str) -> dict[str, TableInfo]:
         found = {}
-        rows = self._read(
-            "SELECT entity_type, entity_attrs FROM md_ets_metadata WHERE service = ?", [service]
-        )
+        rows = self._read("SELECT entity_type, entity_attrs FROM md_ets_metadata WHERE service = ?", [service])
         for entity_type, attrs_json in rows:
             info = TableInfo(service, entity_type)
             for name, spec in json.loads(attrs_json).items():
@@ -133,13 +141,11 @@ class SqliteStore(Store):
         if create:
             columns = ", ".join(f"{self.quote(c.name)} {_SQL_TYPES[c.kind]}" for c in info.columns.values())
             statements.append(
-                f"CREATE TABLE IF NOT EXISTS {table} ({ENTITY_ID} TEXT NOT NULL, {ENTITY_TYPE} TEXT, "
-                f"{TIME_INDEX} INTEGER NOT NULL, {SERVICE_PATH} TEXT, {self.quote(ORIGINAL)} TEXT"
+                f"CREATE TABLE IF NOT EXISTS {table} ({ENTITY_ID} TEXT NOT NULL, {TIME_INDEX} INTEGER NOT NULL, "
+                f"{SEQ} INTEGER NOT NULL, {ENTITY_TYPE} TEXT, {SERVICE_PATH} TEXT, {self.quote(ORIGINAL)} TEXT"
                 + (f", {columns}" if columns else "")
-                + ")"
+                + f", PRIMARY KEY ({ENTITY_ID}, {TIME_INDEX}, {SEQ})) WITHOUT ROWID"
             )
-            index = self.quote("ix_" + self.table_key(info.service, info.entity_type.lower()))
-            statements.append(f"CREATE INDEX IF NOT EXISTS {index} ON {table} ({ENTITY_ID}, {TIME_INDEX})")
         else:
             existing = {r[1] for r in self._writer.execute(f"PRAGMA table_info({table})")}
             statements += [
@@ -147,9 +153,7 @@ class SqliteStore(Store):
                 for c in new
                 if c.name not in existing
             ]
-        attrs = {
-            k: [*v, info.columns[k].kind] if k in info.columns else v for k, v in info.entity_attrs().items()
-        }
+        attrs = {k: [*v, info.columns[k].kind] if k in info.columns else v for k, v in info.entity_attrs().items()}
         with self._write_lock:
             try:
                 self._writer.execute("BEGIN IMMEDIATE")
@@ -186,9 +190,11 @@ class SqliteStore(Store):
             try:
                 self._writer.execute("BEGIN")
                 for table, names, rows in batches:
+                    for row in rows:
+                        row.append(next(self._seq))
                     self._writer.executemany(
-                        f"INSERT INTO {table} ({', '.join(self.quote(n) for n in names)}) "
-                        f"VALUES ({', '.join('?' * len(names))})",
+                        f"INSERT INTO {table} ({', '.join(self.quote(n) for n in names)}, {SEQ}) "
+                        f"VALUES ({', '.join('?' * (len(names) + 1))})",
                         rows,
                     )
                 self._writer.execute("COMMIT")
@@ -227,10 +233,7 @@ class SqliteStore(Store):
             ids = list(dict.fromkeys(q.entity_ids))
         else:
             ids = [
-                r[0]
-                for r in self._read(
-                    f"SELECT DISTINCT {ENTITY_ID} FROM {table}{self._where_sql(conds)}", params
-                )
+                r[0] for r in self._read(f"SELECT DISTINCT {ENTITY_ID} FROM {table}{self._where_sql(conds)}", params)
             ]
         if len(ids) > MAX_ENTITIES_PER_BUCKET_PLAN:
             return super()._aggregate(info, columns, q)
@@ -239,24 +242,33 @@ class SqliteStore(Store):
         for entity_id in ids:
             one = replace(q, entity_ids=[entity_id])
             time_conds, time_params = self._where(one, time_only=True)
-            lo, hi = self._read(
-                f"SELECT MIN({TIME_INDEX}), MAX({TIME_INDEX}) FROM {table}{self._where_sql(time_conds)}",
-                time_params,
-            )[0]
+            first = f"SELECT {TIME_INDEX} FROM {table}{self._where_sql(time_conds)} ORDER BY {TIME_INDEX}"
+            lo, hi = self._read(f"SELECT ({first} LIMIT 1), ({first} DESC LIMIT 1)", time_params * 2)[0]
             if lo is None:
                 continue
             if timeindex.bucket_count(lo, hi, q.aggr_period) * len(columns) > MAX_BUCKET_SCANS:
                 result += super()._aggregate(info, columns, one)
                 continue
-            spans = timeindex.buckets(lo, hi, q.aggr_period)
-            conds, params = self._where(one)
-            inner = " AND ".join([*conds, f"{TIME_INDEX} >= b.s", f"{TIME_INDEX} < b.e"])
+            # Each bucket is its own index range [lo, hi): the date range is applied to the bounds here, not
+            # as SQL conditions, so that SQLite ranges the index on the bucket and not on the whole period.
+            spans = [
+                (start, max(start, lo), min(end, hi + 1)) for start, end in timeindex.buckets(lo, hi, q.aggr_period)
+            ]
+            conds, params = self._where(replace(one, from_ms=None, to_ms=None))
+            inner = " AND ".join([*conds, f"{TIME_INDEX} >= b.lo", f"{TIME_INDEX} < b.hi"])
             subs = [f"(SELECT {method}({self.quote(c.name)}) FROM {table} WHERE {inner})" for c in columns]
             sql = (
-                f"WITH b(s, e) AS (SELECT value ->> 0, value ->> 1 FROM json_each(?)) "
-                f"SELECT b.s, {', '.join(subs)} FROM b ORDER BY b.s"
+                "WITH b(s, lo, hi) AS (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)) "
+                f"SELECT b.s, {', '.join(subs)} FROM b"
             )
-            rows = self._read(sql, [json.dumps(spans), *(params * len(columns))])
+            parts = [spans[i::SCAN_THREADS] for i in range(SCAN_THREADS)] if len(spans) >= 256 else [spans]
+            rows = sorted(
+                record
+                for chunk in self._scan_pool.map(
+                    lambda part, sql=sql: self._read(sql, [json.dumps(part), *(params * len(columns))]), parts
+                )
+                for record in chunk
+            )
             series = Series(entity_id, info.entity_type, [], {c.attr: [] for c in columns})
             for record in rows:
                 values = record[1:]

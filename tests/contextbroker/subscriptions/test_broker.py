@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import requests
 
 from tests.conftest import start_broker
@@ -83,3 +86,47 @@ def test_restart_after_kill_keeps_subscriptions(tmp_path: Path, receiver: Receiv
         assert got[-1].json()["data"][0]["t"] == 2
     finally:
         broker.stop()
+
+
+def test_http_custom_and_mqtt_through_the_broker(module_broker: FlexmeterProcess, receiver: Receiver,
+                                                 mqtt_url: str) -> None:
+    base, svc = module_broker.url, tenant()
+    topic = f"flexmeter-test/{svc}"
+    got_mqtt: list[bytes] = []
+    event = threading.Event()
+    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2)
+    subscribed = threading.Event()
+
+    def on_message(c: Any, u: Any, msg: mqtt.MQTTMessage) -> None:
+        got_mqtt.append(bytes(msg.payload))
+        event.set()
+
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.connect("127.0.0.1", int(mqtt_url.rsplit(":", 1)[1]))
+    client.subscribe(topic, qos=1)
+    client.loop_start()
+    try:
+        assert subscribed.wait(5)
+        custom = {"subject": {"entities": [{"idPattern": "^Meter"}], "condition": {"attrs": ["power"]}},
+                  "notification": {"httpCustom": {"url": receiver.url + f"/custom/{svc}/${{id}}",
+                                                  "method": "PUT", "qs": {"p": "${power}"},
+                                                  "json": {"meter": "${id}", "kw": "${power}"}}}}
+        via_mqtt = {"subject": {"entities": [{"idPattern": "^Meter"}]},
+                    "notification": {"mqtt": {"url": mqtt_url, "topic": topic, "qos": 1},
+                                     "attrs": ["power"], "attrsFormat": "simplifiedKeyValues"}}
+        for payload in (custom, via_mqtt):
+            r = requests.post(base + "/v2/subscriptions", json=payload, headers={"Fiware-Service": svc},
+                              timeout=10)
+            assert r.status_code == 201, r.text
+        r = requests.post(base + "/v2/entities?options=keyValues", timeout=10, headers={"Fiware-Service": svc},
+                          json={"id": "Meter1", "type": "ElectricityMeter", "power": 3.5})
+        assert r.status_code == 201, r.text
+        [got] = receiver.wait(f"/custom/{svc}/Meter1", 1)
+        assert got.method == "PUT" and got.args == {"p": "3.5"}
+        assert got.json() == {"meter": "Meter1", "kw": 3.5}
+        assert event.wait(10)
+        assert json.loads(got_mqtt[0]) == {"id": "Meter1", "type": "ElectricityMeter", "power": 3.5}
+    finally:
+        client.loop_stop()
+        client.disconnect()

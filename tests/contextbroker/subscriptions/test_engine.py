@@ -6,6 +6,7 @@ test_api.py and test_broker.py.
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -384,3 +385,32 @@ def test_timeout_is_a_failure(make_engine: EngineFactory, receiver: Receiver) ->
     assert engine.wait_idle()
     n = sub.render(time.time())["notification"]
     assert n["failsCounter"] == 1 and n["lastFailureReason"] == "Timeout was reached"
+
+
+def test_notify_on_metadata_change_false(make_engine: EngineFactory, receiver: Receiver) -> None:
+    from flexmeter.contextbroker.model import EntityChange
+
+    engine = make_engine()
+    p = path()
+    subscribe(engine, {"http": {"url": receiver.url + p}, "attrsFormat": "keyValues"},
+              subject={"entities": [{"id": "R"}], "condition": {"notifyOnMetadataChange": False}})
+    room = entity("R", t=1)
+    new = copy.deepcopy(room)
+    new["attrs"]["t"]["metadata"] = {"unitCode": {"type": "Text", "value": "CEL"}}
+    names = frozenset({"t"})
+    engine.on_changes([EntityChange("", "/", "entityChange", new, room, names, names)])  # metadata only
+    engine.on_changes([updated(room, t=2)])
+    [got] = receiver.wait(p, 1)
+    assert engine.wait_idle()
+    assert got.json()["data"][0]["t"] == 2 and len(receiver.at(p)) == 1
+
+
+def test_covered_renders_missing_attributes_as_null(make_engine: EngineFactory, receiver: Receiver) -> None:
+    engine = make_engine()
+    p = path()
+    subscribe(engine, {"http": {"url": receiver.url + p}, "attrs": ["t", "missing"], "covered": True})
+    engine.on_changes([created(entity("R", t=1, h="x"))])
+    [got] = receiver.wait(p, 1)
+    assert got.json()["data"] == [{"id": "R", "type": "Room",
+                                   "t": {"type": "Number", "value": 1, "metadata": {}},
+                                   "missing": {"type": "None", "value": None, "metadata": {}}}]

@@ -27,7 +27,7 @@ HDLC = [bytes.fromhex(_VECTORS["hdlc_han_aidon_se_list"]["hdlc_frame_hex"])]
 P1 = [p.read_bytes() for p in sorted((CORPUS / "dsmr_parser").glob("*.txt"))[:6]]
 KEYS = Keys(b"MYDUMMYGLOBALKEY", b"MYDUMMYGLOBALKEY")
 
-FAST = settings(max_examples=250, deadline=None, derandomize=True,
+FAST = settings(max_examples=250, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

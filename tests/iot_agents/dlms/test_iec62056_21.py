@@ -160,6 +160,7 @@ def test_mode_c_readout_round_trip() -> None:
                                                   ("C.1.0", [("12345678", None)])])
     readout = decode_readout(raw)
     assert readout.kind == "mode_c" and readout.checksum_valid is True
+    assert decode_readout(b"\r\n" + raw).values.keys() == readout.values.keys()
     assert readout.identification.manufacturer == "ABC" and readout.identification.enhanced_id == "2"
     assert readout.values["x-x:1.8.0.255"].value == Decimal("1234.5")
     assert readout.values["x-x:1.8.0.255"].unit == "kWh"

@@ -182,3 +182,23 @@ def test_hdlc_frame_decodes_to_the_aidon_list() -> None:
     assert msg.layers[1] == {"layer": "llc", "header": "e6e700"}
     assert len(msg.values) == 27
     assert str(msg.values["1-0:32.7.0.255"].value) == "230.7"
+
+
+def test_dedicated_and_general_ded_ciphering_round_trip() -> None:
+    ek, ak = b"K" * 16, b"A" * 16
+    title = b"FLXMTR01"
+    response = H("c401c100") + bytes((0x06,)) + (123456).to_bytes(4, "big")
+    ded = build_ciphered(0xD4, response, title, 42, ek, ak)  # ded-get-response
+    msg = decode_dlms(ded, Keys(ek, ak, title))
+    assert isinstance(msg.apdu, apdu_mod.GetResponse) and msg.apdu.results[0].data == (6, 123456)
+    with pytest.raises(UnsupportedSecurityError):
+        decode_dlms(ded, Keys(ek, ak))  # no system title for the IV
+    gdc = build_general_glo_ciphering(response, title, 43, ek, ak, tag=0xDC)
+    assert isinstance(decode_dlms(gdc, Keys(ek, ak)).apdu, apdu_mod.GetResponse)
+
+
+def test_wrong_keys_are_not_mistaken_for_tampering() -> None:
+    raw = _first_push()
+    for i in range(40):
+        with pytest.raises(WrongKeyError):
+            decode_dlms(raw, Keys(bytes([i]) * 16, KEY))

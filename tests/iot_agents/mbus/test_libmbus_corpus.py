@@ -11,7 +11,6 @@ import datetime as dt
 import struct
 import xml.etree.ElementTree as ET
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,7 +110,7 @@ def test_frame_matches_libmbus(name: str) -> None:
         assert tel.version == int(info["Version"] or "0")
     assert len(tel.records) == len(expected)
     differing = set()
-    for i, (rec, exp) in enumerate(zip(tel.records, expected)):
+    for i, (rec, exp) in enumerate(zip(tel.records, expected, strict=True)):
         same = (FUNCTIONS.get(exp.get("Function") or "") == rec.function
                 and int(exp.get("StorageNumber") or 0) == rec.storage
                 and int(exp.get("Tariff") or 0) == rec.tariff
@@ -180,7 +179,8 @@ def test_error_frame_rejected(name: str) -> None:
         assert info.value.telegram.id in ("12345678", "54000834")
 
 
-_LIBMBUS_ERROR_TEXT = {"More than 10 DIFEÂ´s": "More than 10 DIFEs", "More than 10 VIFEÂ´s": "More than 10 VIFEs",
+_LIBMBUS_ERROR_TEXT = {"More than 10 DIFE\u00c2\u00b4s": "More than 10 DIFEs",
+                       "More than 10 VIFE\u00c2\u00b4s": "More than 10 VIFEs",
                        "Unimplemented CI-Field": "Unimplemented CI-Field"}
 
 

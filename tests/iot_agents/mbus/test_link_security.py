@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,7 @@ from flexmeter.iot_agents.mbus.link import build_short_frame
 KEY = bytes(range(1, 17))
 RECORDS = (encode_record(b"\x13", 123456) + encode_record(b"\x06", 42, data_field=0x0C, storage=5, tariff=2)
            + encode_record(b"\x6d", 0x151F3732, data_field=0x04))
-METER = {"meter_id": "12345678", "manufacturer": "ELS", "version": 51, "medium": 7}
+METER: dict[str, Any] = {"meter_id": "12345678", "manufacturer": "ELS", "version": 51, "medium": 7}
 
 
 def test_crc_check_value() -> None:
@@ -128,3 +129,67 @@ def test_distinct_security_errors() -> None:
     data[0] = len(data) - 1
     with pytest.raises(IntegrityError):
         decode_wmbus(bytes(data), key=KEY)
+
+
+def _telegram(body: bytes) -> bytes:
+    return bytes((len(body),)) + body
+
+
+def test_long_tpl_identity_differs_from_link_and_keys_the_iv() -> None:
+    """A repeater/radio adapter (link M/A) carrying a meter's CI 0x72 telegram: the meter identity is the
+    TPL's, the link identity is kept apart, and the mode 5 IV uses the TPL's M and A fields."""
+    from flexmeter.iot_agents.mbus import security
+    from flexmeter.iot_agents.mbus.telegram import manufacturer_value
+    link_m = manufacturer_value("RAD").to_bytes(2, "little")
+    link_a = bytes.fromhex("99999999") + bytes((1, 0x37))
+    meter_m = manufacturer_value("KAM").to_bytes(2, "little")
+    meter_a = bytes.fromhex("78563412") + bytes((0x1B, 0x16))
+    plain = b"\x2f\x2f" + RECORDS
+    plain += b"\x2f" * (-len(plain) % 16)
+    enc = security.encrypt_mode5(KEY, security.mode5_iv(meter_m, meter_a, 0x21), plain)
+    cfg = 0x0500 | ((len(plain) // 16) << 4)
+    tpl = bytes((0x72,)) + meter_a[:4] + meter_m + meter_a[4:] + bytes((0x21, 0x00, cfg & 0xFF, cfg >> 8)) + enc
+    tel = decode_wmbus(_telegram(bytes((0x44,)) + link_m + link_a + tpl), key=KEY)
+    assert (tel.manufacturer, tel.id, tel.version, tel.medium) == ("KAM", "12345678", 0x1B, 0x16)
+    assert (tel.link_manufacturer, tel.link_id, tel.link_medium) == ("RAD", "99999999", 0x37)
+    assert len(tel.records) == 3 and tel.access_number == 0x21
+
+
+def test_ell_short_and_compact_frame() -> None:
+    m = bytes.fromhex("2D2C")
+    a = bytes.fromhex("78563412") + bytes((1, 7))
+    # CI 0x8C (ELL: CC, ACC) then CI 0x7A and plain records
+    tel = decode_wmbus(_telegram(bytes((0x44,)) + m + a + bytes((0x8C, 0x20, 0x55, 0x7A, 0x55, 0, 0, 0)) + RECORDS))
+    assert tel.ell == {"ci": 0x8C, "cc": 0x20, "acc": 0x55} and tel.ci == 0x7A and len(tel.records) == 3
+    # CI 0x79: compact frame, values without DIF/VIF: header and raw payload only
+    tel = decode_wmbus(_telegram(bytes((0x44,)) + m + a + bytes((0x79, 0x34, 0x12, 0xAA, 0xBB, 1, 2, 3))))
+    assert tel.signature == 0x1234 and tel.payload == b"\x01\x02\x03" and tel.records == []
+
+
+def test_json_dump_is_exact() -> None:
+    from flexmeter.iot_agents.mbus.jsonout import dumps
+    text = dumps({"v": Decimal("0.1000000000000000000001"), "d": [Decimal("-3E-7")], "s": "x"})
+    assert text == '{"v": 0.1000000000000000000001, "d": [-0.0000003], "s": "x"}'
+
+
+def test_ell_repeated_telegram_decrypts() -> None:
+    """A repeater sets the CC hop-count bit (0x10); the AES-CTR counter block uses CC with it cleared."""
+    data = bytearray(build_wmbus_ell(access_number=9, records=RECORDS, key=KEY, session=77, frame_format="none",
+                                     **METER))
+    data[11] |= 0x10  # CC after CI 0x8D
+    tel = decode_wmbus(bytes(data), key=KEY)
+    assert tel.ell is not None and tel.ell["cc"] & 0x10 and len(tel.records) == 3
+
+
+def test_encode_value_picks_the_vif() -> None:
+    from flexmeter.iot_agents.mbus.encode import encode_value, vif_for
+    from flexmeter.iot_agents.mbus.records import parse_records
+    assert vif_for("energy", "Wh", 3) == b"\x06" and vif_for("voltage", "V", -1) == b"\xfd\x48"
+    data = (encode_value("energy", 1234000, "Wh", 3, data_field=0x0C)
+            + encode_value("flow_temperature", Decimal("71.3"), "°C", -1, data_field=0x02)
+            + encode_value("volume", Decimal("12.345"), "m³", -3, storage=1))
+    values = [(r.quantity, r.value, r.unit, r.storage) for r in parse_records(data, 0, len(data))]
+    assert values == [("energy", 1234000, "Wh", 0), ("flow_temperature", Decimal("71.3"), "°C", 0),
+                      ("volume", Decimal("12.345"), "m³", 1)]
+    with pytest.raises(ValueError):
+        encode_value("volume", Decimal("12.3456"), "m³", -3)

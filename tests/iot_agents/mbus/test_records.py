@@ -89,14 +89,14 @@ def test_lvar_ranges() -> None:
 
 
 def test_plain_text_vif_followed_by_vifes() -> None:
-    r = one("02FC 03 485225 74 D411")                  # "%RH" with VIFE 74 (×10^-2)
+    r = one("02FC 03 485225 74 D411")                  # "%RH" with VIFE 74 (x10^-2)
     assert r.unit == "%RH" and r.quantity == "plain_text" and r.value == Decimal("45.64")
 
 
 def test_combinable_vifes() -> None:
     r = one("0493FF 7D 01000000")                        # VIFE FF: the VIFEs after it are manufacturer's
     assert "manufacturer_vife" in r.flags and r.value == Decimal("0.001")
-    r = one("04937D 01000000")                            # VIF 13 + VIFE 7D (×10^3)
+    r = one("04937D 01000000")                            # VIF 13 + VIFE 7D (x10^3)
     assert r.value == 1 and r.qualifiers == ("multiplier_1e3",)
     r = one("0483 22 02000000")                           # energy per hour
     assert r.unit == "Wh/h"

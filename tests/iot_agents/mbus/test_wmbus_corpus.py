@@ -132,7 +132,7 @@ def test_weptech_room_sensor() -> None:
     tel = decode_mbus(spec["frame_hex"])
     expected = spec["expected"]["records"]
     assert len(tel.records) == spec["expected"]["record_count"] == 6
-    for rec, exp in zip(tel.records, expected):
+    for rec, exp in zip(tel.records, expected, strict=True):
         assert abs(float(rec.value) - exp["value"]) <= exp.get("tolerance", 0)
         assert not isinstance(rec.value, float)
     units = [r.unit for r in tel.records]

@@ -1,0 +1,1 @@
+"""The analytics: pure functions over readings (no I/O), each tested with known answers."""

@@ -1,0 +1,186 @@
+"""Notifications in: canonical readings stored once, and the periods they change marked for computing.
+
+Idempotence: each observation of an entity is keyed (entity, observation time), each value (entity,
+quantity, observation time); ``INSERT OR IGNORE`` keeps the first, so a replayed notification inserts and
+marks nothing. Order tolerance: a late reading marks every 15-min period between its neighbours, so the
+periods it changes are recomputed; results are functions of the stored set of readings only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from flexmeter.service.config import ServiceConfig
+from flexmeter.service.periods import SLOT, local, local_date, period_of, slots_between
+from flexmeter.service.readings import REGISTERS, TOPOLOGY_TYPES, Observation, observe
+from flexmeter.service.store import Store
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+#: how far back a late reading may reopen periods (older ones are ignored for recomputation)
+MAX_REOPEN_S = 62 * 86400.0
+#: an "ok" observation counts as restoration for an outage this recent
+RESTORE_WINDOW_S = 7 * 86400.0
+
+
+class Ingestor:
+    def __init__(self, store: Store, config: ServiceConfig) -> None:
+        self.store = store
+        self.config = config
+        self.last_seen: dict[tuple[str, str, str], float] = {}
+        self.last_value: dict[tuple[str, str, str], float] = {}
+        self.out_times: dict[tuple[str, str], list[float]] = {}
+        self.ok_times: dict[tuple[str, str], list[float]] = {}
+        for tk, e, _q, t, v in store.query("SELECT tk, e, q, t, v FROM readings WHERE q LIKE 'supply:%'"):
+            (self.out_times if v else self.ok_times).setdefault((tk, e), []).append(float(t))
+
+    def ingest(self, tk: str, entities: Iterable[Json]) -> dict[str, int]:
+        """Store what the entities say; returns counts (entities, new observations, duplicates)."""
+        now = time.time()
+        stats = {"entities": 0, "new": 0, "duplicates": 0, "topology": 0}
+        dirty: set[tuple[str, str, float]] = set()
+        with self.store.transaction() as conn:
+            for entity in entities:
+                stats["entities"] += 1
+                observation = observe(entity, now)
+                if observation.links or observation.properties:
+                    self._topology(conn, tk, observation)
+                    stats["topology"] += 1
+                if observation.entity_type in TOPOLOGY_TYPES:
+                    continue
+                if observation.breaker:
+                    self._breaker(conn, tk, observation, now)
+                if not observation.values and not observation.supply:
+                    continue
+                if self._readings(conn, tk, observation, now, dirty):
+                    stats["new"] += 1
+                else:
+                    stats["duplicates"] += 1
+            if dirty:
+                conn.executemany("INSERT OR IGNORE INTO dirty VALUES (?, ?, ?, ?)",
+                                 [(tk, kind, key, start) for kind, key, start in dirty])
+        return stats
+
+    # -- topology ---------------------------------------------------------------------------------------
+    def _topology(self, conn: sqlite3.Connection, tk: str, obs: Observation) -> None:
+        for rel, targets in obs.links.items():
+            if rel == "alertSource":
+                continue
+            conn.execute("DELETE FROM links WHERE tk=? AND e=? AND rel=?", (tk, obs.entity_id, rel))
+            conn.executemany("INSERT OR IGNORE INTO links VALUES (?, ?, ?, ?)",
+                             [(tk, obs.entity_id, rel, target) for target in targets])
+        props = dict(obs.properties, entityType=obs.entity_type)
+        conn.executemany("INSERT OR REPLACE INTO props VALUES (?, ?, ?, ?)",
+                         [(tk, obs.entity_id, name, json.dumps(value)) for name, value in props.items()])
+
+    def _breaker(self, conn: sqlite3.Connection, tk: str, obs: Observation, now: float) -> None:
+        status = obs.breaker.get("breaker_status")
+        if status not in ("OK", "ERROR", "PENDING", "DELIVERED", "EXPIRED"):
+            return
+        conn.execute(
+            "UPDATE breaker SET status=?, info=?, updated_at=? WHERE id = (SELECT max(id) FROM breaker WHERE tk=? "
+            "AND meter=?) AND status NOT IN ('OK', 'ERROR', 'FAILED')",
+            (status, obs.breaker.get("breaker_info", ""), now, tk, obs.entity_id),
+        )
+
+    # -- readings ---------------------------------------------------------------------------------------
+    def _readings(self, conn: sqlite3.Connection, tk: str, obs: Observation, now: float,
+                  dirty: set[tuple[str, str, float]]) -> bool:
+        e, t = obs.entity_id, obs.t
+        if obs.entity_type == "Alert":  # an agent's last gasp: an outage observation of its source meter
+            sources = obs.links.get("alertSource") or []
+            if sources and obs.supply:
+                self._supply(conn, tk, sources[0], t, obs.supply, dirty)
+            return bool(sources)
+        new = conn.execute("INSERT OR IGNORE INTO readings VALUES (?, ?, '_', ?, 0)", (tk, e, t)).rowcount > 0
+        rows = [(tk, e, q, t, v) for q, v in obs.values.items()]
+        if rows:
+            before = conn.total_changes
+            conn.executemany("INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?)", rows)
+            changed = conn.total_changes > before
+        else:
+            changed = False
+        if not new and not changed and not obs.supply:
+            return False
+        if new:
+            day = local_date(t, self.config.timezone).isoformat()
+            conn.execute("INSERT INTO daily_counts VALUES (?, ?, ?, 1) ON CONFLICT (tk, e, day) DO UPDATE SET "
+                         "n = n + 1", (tk, e, day))
+            conn.execute(
+                "INSERT INTO meters VALUES (?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (tk, e) DO UPDATE SET "
+                "first_t = min(first_t, excluded.first_t), last_t = max(last_t, excluded.last_t), "
+                "last_wall = excluded.last_wall, n = n + 1, vector = coalesce(excluded.vector, vector)",
+                (tk, e, obs.entity_type, obs.vector, t, t, now),
+            )
+        if new or changed:
+            self._mark(conn, tk, obs, dirty)
+        if obs.supply:
+            self._supply(conn, tk, e, t, obs.supply, dirty)
+        return new or changed
+
+    def _mark(self, conn: sqlite3.Connection, tk: str, obs: Observation, dirty: set[tuple[str, str, float]]) -> None:
+        e, t, values, tz = obs.entity_id, obs.t, obs.values, self.config.timezone
+        register = REGISTERS.get(obs.vector or "")
+        if register and register in values:
+            key = (tk, e, register)
+            last = self.last_seen.get(key)
+            if last is None:
+                row = conn.execute("SELECT max(t) FROM readings WHERE tk=? AND e=? AND q=? AND t<?",
+                                   (tk, e, register, t)).fetchone()
+                last = row[0]
+            if last is not None and t > last:
+                lo, hi = last, t
+            else:
+                prev, nxt = self.store.neighbours(tk, e, register, t)
+                lo, hi = prev if prev is not None else t, nxt if nxt is not None else t
+            lo = max(lo, t - MAX_REOPEN_S)
+            for start in slots_between(lo, hi):
+                dirty.add(("p15", e, start))
+            self.last_seen[key] = max(t, self.last_seen.get(key, t))
+        if "t_f" in values or "dt" in values:
+            dirty.add(("dt", e, t - t % SLOT))
+        if "h_p" in values or "h_pk" in values:
+            dirty.add(("peak", e, period_of(t, "P1D", tz)[0]))
+        if "w_flow" in values or "w_vol" in values:
+            moment = local(t, tz)
+            day_start = period_of(t, "P1D", tz)[0]
+            night_end = moment.replace(hour=self.config.night_end_hour, minute=0, second=0, microsecond=0).timestamp()
+            previous_t = self.last_value.get((tk, e, "w_t"))
+            in_night = self.config.night_start_hour <= moment.hour < self.config.night_end_hour
+            if in_night or (t >= night_end and (previous_t is None or previous_t < night_end)):
+                dirty.add(("night", e, day_start))  # a night reading, or the first one after the night
+            self.last_value[(tk, e, "w_t")] = max(t, previous_t or t)
+            reverse = values.get("w_rev")
+            previous = self.last_value.get((tk, e, "w_rev"))
+            if values.get("w_flow", 0.0) < 0 or (reverse is not None and previous is not None and reverse > previous):
+                dirty.add(("backflow", e, period_of(t, "P1D", tz)[0]))
+            if reverse is not None:
+                self.last_value[(tk, e, "w_rev")] = reverse
+        if "_origin" in values:
+            dirty.add(("p15", e, t - t % SLOT))
+
+    def _supply(self, conn: sqlite3.Connection, tk: str, meter: str, t: float,
+                supply: list[tuple[str, bool]], dirty: set[tuple[str, str, float]]) -> None:
+        key = (tk, meter)
+        outs = self.out_times.get(key)
+        for phase, out in supply:
+            if not out:
+                if not outs:
+                    continue
+                last_out = max((o for o in outs if o <= t), default=None)
+                if last_out is None or t - last_out > RESTORE_WINDOW_S:
+                    continue
+                if any(last_out < ok < t for ok in self.ok_times.get(key, [])):
+                    continue
+            inserted = conn.execute("INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?)",
+                                    (tk, meter, f"supply:{phase}", t, 1.0 if out else 0.0)).rowcount > 0
+            if inserted:
+                (self.out_times if out else self.ok_times).setdefault(key, []).append(t)
+                outs = self.out_times.get(key)
+                dirty.add(("out", meter, 0.0))

@@ -1,0 +1,400 @@
+"""The computation pass: every dirty period is recomputed from the stored readings and, when its result
+changed, the result entity goes to the outbox. Each handler returns True when the period is settled
+(its dirty mark is removed) or False to look again on the next pass (e.g. a balance waiting for meters).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+from flexmeter.service.analytics import balance as balance_mod
+from flexmeter.service.analytics import heat, outages, water
+from flexmeter.service.analytics.registers import completeness, register_delta, typical_interval
+from flexmeter.service.config import ServiceConfig
+from flexmeter.service.periods import SLOT, day_bounds, iso, local, local_date, period_of
+from flexmeter.service.readings import REGISTERS
+from flexmeter.service.results import anomaly_entity, balance_entity, outage_entity, profile_entity
+from flexmeter.service.store import Store
+from flexmeter.service.topology import Topology
+
+log = logging.getLogger(__name__)
+Json = dict[str, Any]
+Handler = Callable[[sqlite3.Connection, str, str, float], bool]
+AGGREGATES = ("PT1H", "P1D", "P1M")
+
+
+def _same(a: tuple[Any, ...] | None, b: tuple[Any, ...]) -> bool:
+    if a is None or len(a) != len(b):
+        return False
+    return all((abs(x - y) < 1e-9 if isinstance(x, float) and isinstance(y, float) else x == y)
+               for x, y in zip(a, b, strict=True))
+
+
+class Jobs:
+    def __init__(self, store: Store, config: ServiceConfig) -> None:
+        self.store = store
+        self.config = config
+        self.topology = Topology(store)
+        self._data_time: dict[str, float] = {}
+        self.handlers: dict[str, Handler] = {
+            "p15": self.profile15,
+            "agg": self.aggregate,
+            "bal": self.balance,
+            "dt": self.delta_t,
+            "peak": self.peak,
+            "night": self.night,
+            "backflow": self.backflow,
+            "out": self.meter_outage,
+            "area_out": self.area_outage,
+        }
+        self.last_silence_check = 0.0
+
+    # -- the pass -----------------------------------------------------------------------------------------
+    def run_pass(self, limit: int = 20000) -> int:
+        """Process the dirty marks kind by kind (in dependency order); returns how many were settled."""
+        self.topology.clear()
+        self._data_time.clear()
+        settled = 0
+        for kind, handler in self.handlers.items():
+            rows = self.store.query("SELECT tk, key, start FROM dirty WHERE kind=? LIMIT ?", (kind, limit))
+            if not rows:
+                continue
+            with self.store.transaction() as conn:
+                done = []
+                for tk, key, start in rows:
+                    try:
+                        finished = handler(conn, tk, key, float(start))
+                    except Exception:
+                        log.exception("computing %s %s %s failed", kind, key, start)
+                        finished = True
+                    if finished:
+                        done.append((tk, kind, key, start))
+                conn.executemany("DELETE FROM dirty WHERE tk=? AND kind=? AND key=? AND start=?", done)
+                settled += len(done)
+        if time.time() - self.last_silence_check >= 5.0:
+            self.silence()
+        return settled
+
+    def pending(self) -> int:
+        row = self.store.one("SELECT count(*) FROM dirty")
+        return int(row[0]) if row else 0
+
+    def _mark(self, conn: sqlite3.Connection, tk: str, kind: str, key: str, start: float) -> None:
+        conn.execute("INSERT OR IGNORE INTO dirty VALUES (?, ?, ?, ?)", (tk, kind, key, start))
+
+    def data_time(self, tk: str) -> float:
+        if tk not in self._data_time:
+            row = self.store.one("SELECT max(last_t) FROM meters WHERE tk=?", (tk,))
+            self._data_time[tk] = float(row[0]) if row and row[0] is not None else 0.0
+        return self._data_time[tk]
+
+    def _meter(self, tk: str, e: str) -> tuple[str | None, float]:
+        row = self.store.one("SELECT vector, last_t FROM meters WHERE tk=? AND e=?", (tk, e))
+        return (row[0], float(row[1])) if row else (None, 0.0)
+
+    # -- profiles -----------------------------------------------------------------------------------------
+    def _resets(self, tk: str, e: str, t0: float, t1: float) -> list[float]:
+        origins = self.store.points(tk, e, "_origin", t0 - 86400.0, t1)
+        return [tb for (_, a), (tb, b) in itertools.pairwise(origins) if a != b]
+
+    def profile15(self, conn: sqlite3.Connection, tk: str, e: str, start: float) -> bool:
+        vector, _ = self._meter(tk, e)
+        register = REGISTERS.get(vector or "")
+        if register is None or vector is None:
+            return True
+        end = start + SLOT
+        points = self.store.points(tk, e, register, start, end)
+        resets = self._resets(tk, e, start, end)
+        delta = register_delta(points, start, end, tolerance=self.config.boundary_tolerance_s, resets=resets)
+        if delta is None:
+            return True
+        production = None
+        estimated = delta.estimated
+        if vector == "electricity":
+            exported = register_delta(self.store.points(tk, e, "e_exp", start, end), start, end,
+                                      tolerance=self.config.boundary_tolerance_s, resets=resets)
+            if exported is not None:
+                production = exported.value
+                estimated = estimated or exported.estimated
+        share = completeness(points, start, end, typical_interval(points))
+        row = (delta.value, production, int(estimated), share)
+        old = conn.execute("SELECT consumption, production, estimated, completeness FROM profiles WHERE tk=? AND "
+                           "e=? AND res='PT15M' AND start=?", (tk, e, start)).fetchone()
+        if _same(old, row):
+            return True
+        conn.execute("INSERT OR REPLACE INTO profiles VALUES (?, ?, 'PT15M', ?, ?, ?, ?, ?, ?, ?, 1)",
+                     (tk, e, start, end, vector, *row))
+        self.store.enqueue(conn, tk, [profile_entity(e, vector, "PT15M", start, end, delta.value, production,
+                                                     estimated, share)])
+        for resolution in AGGREGATES:
+            self._mark(conn, tk, "agg", f"{resolution}|{e}", period_of(start, resolution, self.config.timezone)[0])
+        for area in self.topology.areas(tk, e):
+            self._mark(conn, tk, "bal", area, start)
+        return True
+
+    def aggregate(self, conn: sqlite3.Connection, tk: str, key: str, start: float) -> bool:
+        resolution, _, e = key.partition("|")
+        begin, end = period_of(start, resolution, self.config.timezone)
+        rows = conn.execute("SELECT consumption, production, estimated, completeness, vector FROM profiles WHERE "
+                            "tk=? AND e=? AND res='PT15M' AND start>=? AND start<?", (tk, e, begin, end)).fetchall()
+        if not rows:
+            return True
+        expected = round((end - begin) / SLOT)
+        consumption = sum(r[0] for r in rows)
+        productions = [r[1] for r in rows if r[1] is not None]
+        production = sum(productions) if productions else None
+        estimated = any(r[2] for r in rows) or len(rows) < expected
+        share = sum(r[3] for r in rows) / expected
+        complete = int(len(rows) == expected)
+        vector = rows[0][4]
+        row = (consumption, production, int(estimated), share, complete)
+        old = conn.execute("SELECT consumption, production, estimated, completeness, complete FROM profiles WHERE "
+                           "tk=? AND e=? AND res=? AND start=?", (tk, e, resolution, begin)).fetchone()
+        if _same(old, row):
+            return True
+        conn.execute("INSERT OR REPLACE INTO profiles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     (tk, e, resolution, begin, end, vector, *row))
+        if complete:
+            self.store.enqueue(conn, tk, [profile_entity(e, vector, resolution, begin, end, consumption, production,
+                                                         estimated, share)])
+        return True
+
+    # -- energy balance -----------------------------------------------------------------------------------
+    def _energy(self, conn: sqlite3.Connection, tk: str, e: str, start: float) -> balance_mod.MeterEnergy | None:
+        row = conn.execute("SELECT consumption, production, estimated FROM profiles WHERE tk=? AND e=? AND "
+                           "res='PT15M' AND start=?", (tk, e, start)).fetchone()
+        if row is None:
+            return None
+        return balance_mod.MeterEnergy(float(row[0]), float(row[1] or 0.0), bool(row[2]))
+
+    def _recent_mean(self, conn: sqlite3.Connection, tk: str, e: str, start: float) -> balance_mod.MeterEnergy | None:
+        rows = conn.execute("SELECT consumption, production FROM profiles WHERE tk=? AND e=? AND res='PT15M' AND "
+                            "start<? AND estimated=0 ORDER BY start DESC LIMIT 8", (tk, e, start)).fetchall()
+        if not rows:
+            return None
+        return balance_mod.MeterEnergy(sum(r[0] for r in rows) / len(rows),
+                                       sum(r[1] or 0.0 for r in rows) / len(rows), True)
+
+    def balance(self, conn: sqlite3.Connection, tk: str, area: str, start: float) -> bool:
+        supply_meters = self.topology.supply_meters(tk, area)
+        if not supply_meters:
+            return True
+        end = start + SLOT
+        waited = self.data_time(tk) >= end + self.config.balance_grace_s
+        supplies = [self._energy(conn, tk, m, start) for m in sorted(supply_meters)]
+        if any(s is None for s in supplies):
+            return waited  # without the supply meter there is no balance
+        customers = {m: self._energy(conn, tk, m, start) for m in sorted(self.topology.customers(tk, area))}
+        if any(v is None for v in customers.values()) and not waited:
+            return False
+        supply = balance_mod.MeterEnergy(
+            sum(s.consumed for s in supplies if s), sum(s.produced for s in supplies if s),
+            any(s.estimated for s in supplies if s))
+        fallback = {m: f for m, v in customers.items() if v is None
+                    for f in [self._recent_mean(conn, tk, m, start)] if f is not None}
+        result = balance_mod.energy_balance(supply, customers, fallback)
+        if ":Feeder:" in area:
+            substation = next(iter(self.topology.related(tk, area, "refSubstation")), None)
+            feeder: str | None = area
+        else:
+            substation, feeder = area, None
+        if substation is None:
+            return True
+        body = json.dumps(result.__dict__, sort_keys=True)
+        old = conn.execute("SELECT body FROM balances WHERE tk=? AND area=? AND start=?", (tk, area, start)).fetchone()
+        if old and old[0] == body:
+            return True
+        conn.execute("INSERT OR REPLACE INTO balances VALUES (?, ?, ?, ?, ?)", (tk, area, start, end, body))
+        self.store.enqueue(conn, tk, [balance_entity(area, substation, feeder, start, end, result)])
+        return True
+
+    # -- district heating ---------------------------------------------------------------------------------
+    def delta_t(self, conn: sqlite3.Connection, tk: str, e: str, start: float) -> bool:
+        end = start + SLOT
+        _, last_t = self._meter(tk, e)
+        if last_t < end:
+            return False
+        forward = dict(self.store.series(tk, e, "t_f", start, end))
+        back = dict(self.store.series(tk, e, "t_r", start, end))
+        flows = dict(self.store.series(tk, e, "h_flow", start, end))
+        samples = [(forward[t], back[t], flows.get(t)) for t in sorted(forward) if t in back]
+        if not samples:
+            samples = [(v, 0.0, flows.get(t)) for t, v in self.store.series(tk, e, "dt", start, end)]
+        value = heat.interval_delta_t(samples)
+        if value is None:
+            return True
+        conn.execute("INSERT OR REPLACE INTO heat_intervals VALUES (?, ?, ?, ?, ?)", (tk, e, start, end, value))
+        window = conn.execute("SELECT start, end, dt FROM heat_intervals WHERE tk=? AND e=? AND start>=? AND "
+                              "start<=? ORDER BY start", (tk, e, start - 2 * 86400.0, start)).fetchall()
+        alarms = heat.low_delta_t_alarms([(float(a), float(b), float(c)) for a, b, c in window],
+                                         self.config.low_delta_t_k, self.config.low_delta_t_intervals)
+        for alarm in alarms:
+            self._alarm(conn, tk, "lowDeltaT", "lowDeltaT", e, alarm.start, alarm.end, alarm.raised_at,
+                        "temperatureDifference",
+                        f"delta T below {self.config.low_delta_t_k} K for {len(alarm.values)} intervals",
+                        [(alarm.raised_at, min(alarm.values), "LOWER", self.config.low_delta_t_k)])
+        return True
+
+    def peak(self, conn: sqlite3.Connection, tk: str, e: str, start: float) -> bool:
+        day = local_date(start + 1.0, self.config.timezone)
+        begin, end = day_bounds(day, self.config.timezone)
+        if self._meter(tk, e)[1] < end:
+            return False  # the day is not over yet
+        powers = [v for _, v in self.store.series(tk, e, "h_p", begin, end)]
+        powers += [v for _, v in self.store.series(tk, e, "h_pk", begin, end)]
+        building = self.topology.building(tk, e)
+        contracted = None
+        for holder in [building, e]:
+            if holder is None:
+                continue
+            for name in ("contractedHeatPower", "contractedPower"):
+                value = self.store.prop(tk, holder, name)
+                if isinstance(value, int | float) and contracted is None:
+                    contracted = float(value)
+        check = heat.peak_against_contract(powers, contracted)
+        if check is None:
+            return True
+        conn.execute("INSERT OR REPLACE INTO heat_daily VALUES (?, ?, ?, ?, ?)",
+                     (tk, e, day.isoformat(), check.peak_kw, contracted))
+        if check.exceeded and contracted is not None:
+            self._alarm(conn, tk, "peakPower", "other", e, begin, end, end, "thermalPower",
+                        f"peak {check.peak_kw:.1f} kW above the contracted {contracted:.1f} kW",
+                        [(begin, check.peak_kw, "UPPER", contracted)], key=day.isoformat())
+        return True
+
+    # -- water ----------------------------------------------------------------------------------------------
+    def night(self, conn: sqlite3.Connection, tk: str, e: str, start: float) -> bool:
+        day = local_date(start + 1.0, self.config.timezone)
+        moment = local(start + 1.0, self.config.timezone)
+        w0 = moment.replace(hour=self.config.night_start_hour, minute=0, second=0, microsecond=0).timestamp()
+        w1 = moment.replace(hour=self.config.night_end_hour, minute=0, second=0, microsecond=0).timestamp()
+        _, last_t = self._meter(tk, e)
+        if last_t < w1:
+            return False  # the night is not over yet
+        flows = [(t, v * 1000.0) for t, v in self.store.series(tk, e, "w_flow", w0, w1)]
+        volumes = [p for p in self.store.points(tk, e, "w_vol", w0, w1) if w0 <= p[0] <= w1]
+        minimum = water.night_minimum_flow(flows, volumes)
+        if minimum is None:
+            return True
+        conn.execute("INSERT OR REPLACE INTO water_nights VALUES (?, ?, ?, ?)", (tk, e, day.isoformat(), minimum))
+        since = (day - timedelta(days=14)).isoformat()
+        rows = conn.execute("SELECT night, min_lph FROM water_nights WHERE tk=? AND e=? AND night>=? AND night<=?",
+                            (tk, e, since, day.isoformat())).fetchall()
+        minima = {date.fromisoformat(n): float(v) for n, v in rows}
+        suspicion = water.leak_suspicion(minima, self.config.leak_threshold_lph, self.config.leak_nights)
+        if suspicion is not None:
+            first = day_bounds(suspicion.first_night, self.config.timezone)[0]
+            flagged_day = local(day_bounds(suspicion.flagged_night, self.config.timezone)[0], self.config.timezone)
+            detected = flagged_day.replace(hour=self.config.night_end_hour).timestamp()
+            breaches = [(day_bounds(suspicion.first_night + timedelta(days=i), self.config.timezone)[0], v, "UPPER",
+                         self.config.leak_threshold_lph) for i, v in enumerate(suspicion.minima_lph)]
+            self._alarm(conn, tk, "leak", "leak", e, first, None, detected, "flow",
+                        f"night minimum flow above {self.config.leak_threshold_lph} l/h for "
+                        f"{self.config.leak_nights} nights", breaches, key=suspicion.first_night.isoformat())
+        return True
+
+    def backflow(self, conn: sqlite3.Connection, tk: str, e: str, start: float) -> bool:
+        begin, end = period_of(start + 1.0, "P1D", self.config.timezone)
+        found = water.backflow(self.store.series(tk, e, "w_flow", begin, end),
+                               self.store.points(tk, e, "w_rev", begin, end))
+        if found is not None:
+            t, amount = found
+            day = local_date(begin + 1.0, self.config.timezone).isoformat()
+            self._alarm(conn, tk, "backflow", "backflow", e, t, None, t, "flow",
+                        f"backflow of {amount:.1f} (l/h or l)", [(t, amount, "UPPER", 0.0)], key=day)
+        return True
+
+    # -- outages ----------------------------------------------------------------------------------------------
+    def meter_outage(self, conn: sqlite3.Connection, tk: str, e: str, start: float) -> bool:
+        rows = conn.execute("SELECT q, t, v FROM readings WHERE tk=? AND e=? AND q LIKE 'supply:%'", (tk, e)).fetchall()
+        intervals = outages.outage_intervals(e, [(float(t), q[7:], bool(v)) for q, t, v in rows])
+        area = self.topology.outage_area(tk, e)
+        old_areas = {r[0] for r in conn.execute("SELECT DISTINCT area FROM meter_outages WHERE tk=? AND e=?", (tk, e))}
+        conn.execute("DELETE FROM meter_outages WHERE tk=? AND e=?", (tk, e))
+        conn.executemany("INSERT OR REPLACE INTO meter_outages VALUES (?, ?, ?, ?, ?, ?)",
+                         [(tk, e, i.phase, i.start, i.end, area) for i in intervals])
+        for affected in old_areas | {area}:
+            self._mark(conn, tk, "area_out", affected, 0.0)
+        return True
+
+    def _customers(self, tk: str, area: str, meter: str) -> int:
+        if meter in self.topology.supply_meters(tk, area) and meter != area:
+            declared = self.store.prop(tk, area, "customersCount")
+            if isinstance(declared, int | float):
+                return int(declared)
+            return max(len(self.topology.customers(tk, area)), 1)
+        building = self.topology.building(tk, meter)
+        declared = self.store.prop(tk, building, "customersCount") if building else None
+        return int(declared) if isinstance(declared, int | float) and declared > 0 else 1
+
+    def area_outage(self, conn: sqlite3.Connection, tk: str, area: str, start: float) -> bool:
+        rows = conn.execute("SELECT e, phase, start, end FROM meter_outages WHERE tk=? AND area=?",
+                            (tk, area)).fetchall()
+        intervals = [outages.Interval(e, p, float(s), None if t is None else float(t)) for e, p, s, t in rows]
+        customers = {i.meter: self._customers(tk, area, i.meter) for i in intervals}
+        events = outages.area_outages(intervals, customers)
+        keep = set()
+        for event in events:
+            keep.add(event.start)
+            body = json.dumps({"start": event.start, "end": event.end, "meters": list(event.meters),
+                               "phases": list(event.phases), "customers": event.customers})
+            old = conn.execute("SELECT body FROM outages WHERE tk=? AND area=? AND start=?",
+                               (tk, area, event.start)).fetchone()
+            if old and old[0] == body:
+                continue
+            conn.execute("INSERT OR REPLACE INTO outages VALUES (?, ?, ?, ?, ?)",
+                         (tk, area, event.start, event.end, body))
+            issued = event.end if event.end is not None else event.start
+            self.store.enqueue(conn, tk, [outage_entity(area, event, issued)])
+        for (stale,) in conn.execute("SELECT start FROM outages WHERE tk=? AND area=?", (tk, area)).fetchall():
+            if stale not in keep:
+                conn.execute("DELETE FROM outages WHERE tk=? AND area=? AND start=?", (tk, area, stale))
+        return True
+
+    # -- alarms -----------------------------------------------------------------------------------------------
+    def _alarm(self, conn: sqlite3.Connection, tk: str, name: str, anomaly_type: str, e: str, start: float,
+               end: float | None, detected: float, prop: str, description: str,
+               breaches: list[tuple[float, float, str, float]], key: str | None = None) -> None:
+        alarm_key = key or str(int(start))
+        alarm_id = f"{name}:{e}:{alarm_key}"
+        body = json.dumps({"kind": name, "meter": e, "start": iso(start), "end": iso(end) if end else None,
+                           "detected": iso(detected), "description": description})
+        old = conn.execute("SELECT body FROM alarms WHERE tk=? AND id=?", (tk, alarm_id)).fetchone()
+        if old and old[0] == body:
+            return
+        conn.execute("INSERT OR REPLACE INTO alarms VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (tk, alarm_id, name, e, start, end, body))
+        self.store.enqueue(conn, tk, [anomaly_entity(name, anomaly_type, e, alarm_key, detected, prop, description,
+                                                     breaches)])
+
+    def silence(self, now: float | None = None) -> None:
+        """Raise a silence alarm for meters quiet longer than ``silence_after_s`` (wall clock), clear it when
+        they report again."""
+        now = now if now is not None else time.time()
+        self.last_silence_check = now
+        limit = now - self.config.silence_after_s
+        silent = self.store.query("SELECT tk, e, last_t, last_wall FROM meters WHERE last_wall < ?", (limit,))
+        with self.store.transaction() as conn:
+            for tk, e, last_t, last_wall in silent:
+                active = conn.execute("SELECT 1 FROM alarms WHERE tk=? AND e=? AND kind='silence' AND end IS NULL",
+                                      (tk, e)).fetchone()
+                if not active:
+                    self._alarm(conn, tk, "silence", "silence", e, float(last_wall), None, now, "TimeInstant",
+                                f"no reading for {int(now - float(last_wall))} s "
+                                f"(last observation {iso(float(last_t))})",
+                                [])
+            back = conn.execute("SELECT a.tk, a.id, a.body, m.last_wall FROM alarms a JOIN meters m ON a.tk=m.tk AND "
+                                "a.e=m.e WHERE a.kind='silence' AND a.end IS NULL AND m.last_wall > a.start + 1e-3 "
+                                "AND m.last_wall >= ?", (limit,)).fetchall()
+            for tk, alarm_id, body, last_wall in back:
+                document = json.loads(body)
+                document["end"] = iso(float(last_wall))
+                conn.execute("UPDATE alarms SET end=?, body=? WHERE tk=? AND id=?",
+                             (float(last_wall), json.dumps(document), tk, alarm_id))
