@@ -7,9 +7,10 @@ validates everything first, then applies the whole batch under one writer lock a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from flexmeter.contextbroker import operations
 from flexmeter.contextbroker.entities_api import (
@@ -27,7 +28,7 @@ from flexmeter.contextbroker.errors import (
     Unprocessable,
 )
 from flexmeter.contextbroker.http import (
-    csv_param,
+    current_request,
     empty_response,
     json_response,
     options,
@@ -37,6 +38,7 @@ from flexmeter.contextbroker.http import (
 )
 from flexmeter.contextbroker.model import StoredAttr
 from flexmeter.contextbroker.query import parse_condition, parse_order_by, sort_entities
+from flexmeter.contextbroker.render import render_entity
 from flexmeter.contextbroker.selection import EntityPattern, compile_pattern, is_live, select
 from flexmeter.contextbroker.store import Store, WriteTxn
 from flexmeter.contextbroker.tenancy import (
@@ -146,15 +148,27 @@ def _apply(txn: WriteTxn, item: _Item, action: str, result: _Result, *, service:
         result.applied += 1
 
 
-def blueprint(store: Store, entities_api: EntitiesApi) -> Blueprint:
-    bp = Blueprint("batch", __name__)
+class BatchApi:
+    """``/v2/op/update`` and ``/v2/op/query``; ``update`` is also served by the app's fast path."""
 
-    @bp.post("/v2/op/update")
+    def __init__(self, store: Store, entities_api: EntitiesApi) -> None:
+        self.update = make_update(store, entities_api)
+        self.query = make_query(store)
+
+
+def blueprint(api: BatchApi) -> Blueprint:
+    bp = Blueprint("batch", __name__)
+    bp.add_url_rule("/v2/op/update", view_func=api.update, methods=["POST"], endpoint="batch_update")
+    bp.add_url_rule("/v2/op/query", view_func=api.query, methods=["POST"], endpoint="batch_query")
+    return bp
+
+
+def make_update(store: Store, entities_api: EntitiesApi) -> Callable[[], Response]:
     def batch_update() -> Response:
         opts = options()
         key_values = "keyValues" in opts
-        service = service_from_headers(request.headers)
-        service_path = service_path_for_update(request.headers)
+        service = service_from_headers(current_request().headers)
+        service_path = service_path_for_update(current_request().headers)
         body = read_object()
         action = body.get("actionType")
         if action is None:
@@ -165,7 +179,7 @@ def blueprint(store: Store, entities_api: EntitiesApi) -> Blueprint:
         now = time.time()
         items = _parse_items(body.get("entities"), action, key_values, now)
         tenant = store.tenant(service)
-        correlator = request.headers.get("Fiware-Correlator", "")
+        correlator = current_request().headers.get("Fiware-Correlator", "")
         errors: list[str] = []
         if action in ("update", "replace") and tenant.registrations:
             for item in items:
@@ -193,7 +207,10 @@ def blueprint(store: Store, entities_api: EntitiesApi) -> Blueprint:
             raise PartialUpdate(desc) if applied else Unprocessable(desc)
         return empty_response(204)
 
-    @bp.post("/v2/op/query")
+    return batch_update
+
+
+def make_query(store: Store) -> Callable[[], Response]:
     def batch_query() -> Response:
         opts = options()
         mode = render_mode(opts)
@@ -239,27 +256,22 @@ def blueprint(store: Store, entities_api: EntitiesApi) -> Blueprint:
             condition = parse_condition(q=expression.get("q"), mq=expression.get("mq"),
                                         georel=expression.get("georel"), geometry=expression.get("geometry"),
                                         coords=expression.get("coords"))
-        order_by = request.args.get("orderBy")
+        order_by = current_request().args.get("orderBy")
         order = parse_order_by(order_by) if order_by else None
-        service = service_from_headers(request.headers)
+        service = service_from_headers(current_request().headers)
         tenant = store.existing_tenant(service)
-        paths = service_paths_for_query(request.headers)
+        paths = service_paths_for_query(current_request().headers)
         early = None if (order is not None or "count" in opts or "unique" in opts) else offset + limit
         matched = select(tenant, patterns, paths, condition, time.time(), early)
         if order is not None:
             matched = sort_entities(matched, order, condition.geo if condition else None)
         total = len(matched)
-        rendered = [render_entity_q(e, mode, attrs, metadata) for e in matched[offset:offset + limit]]
+        rendered = [render_entity(e, mode=mode, attrs=attrs or None, metadata=metadata)
+                    for e in matched[offset:offset + limit]]
         if "unique" in opts:
             rendered = unique_values(rendered)
         headers = {"Fiware-Total-Count": str(total)} if "count" in opts else None
-        _ = csv_param  # the query's attrs come from the body, as Orion's op/query
         return json_response(rendered, 200, headers)
 
-    return bp
+    return batch_query
 
-
-def render_entity_q(entity: Any, mode: Any, attrs: list[str] | None, metadata: list[str] | None) -> Any:
-    from flexmeter.contextbroker.render import render_entity
-
-    return render_entity(entity, mode=mode, attrs=attrs or None, metadata=metadata)

@@ -207,6 +207,7 @@ def run_bench(duration: float = 3.0, *, client_threads: int = 4, notify_batch: i
     conditions = {
         "cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
         "duration_s_per_figure": duration, "batch_size": BATCH, "distinct_entities": ENTITIES,
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
         "client_threads": client_threads,
         "notify_workers": int(os.environ.get("FLEXMETER_NOTIFY_WORKERS", "4")),
         "note": "client, broker and receiver run on the same machine; the broker is a separate process",

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from flexmeter.contextbroker import operations
 from flexmeter.contextbroker.errors import (
@@ -25,6 +25,7 @@ from flexmeter.contextbroker.errors import (
 )
 from flexmeter.contextbroker.http import (
     csv_param,
+    current_request,
     empty_response,
     encode,
     json_response,
@@ -58,7 +59,7 @@ _ENTITY_KEYS = frozenset({"id", "type"})
 
 
 def condition_from_args() -> Condition | None:
-    args = request.args
+    args = current_request().args
     q, mq = args.get("q"), args.get("mq")
     georel, geometry, coords = args.get("georel"), args.get("geometry"), args.get("coords")
     if not (q or mq or georel or geometry or coords):
@@ -98,12 +99,12 @@ class EntitiesApi:
 
     # -- helpers -----------------------------------------------------------------------------------
     def _read_tenant(self) -> tuple[str, TenantStore | None]:
-        service = service_from_headers(request.headers)
+        service = service_from_headers(current_request().headers)
         return service, self.store.existing_tenant(service)
 
     @staticmethod
     def _type_arg() -> str | None:
-        entity_type = request.args.get("type")
+        entity_type = current_request().args.get("type")
         if entity_type is not None:
             check_uri_id(entity_type, "entity type")
         return entity_type or None
@@ -124,7 +125,7 @@ class EntitiesApi:
         check_uri_id(entity_id, "entity id")
         entity_type = self._type_arg()
         service, tenant = self._read_tenant()
-        paths = service_paths_for_query(request.headers)
+        paths = service_paths_for_query(current_request().headers)
         now = time.time()
         entity = self._find_local(tenant, entity_id, entity_type, paths, now)
         if tenant is not None and tenant.registrations and "skipForwarding" not in options():
@@ -146,8 +147,8 @@ class EntitiesApi:
         got = False
         for url, match in providers.items():
             remote = self.forwarder.query(url, entity_id, found_type, match.attrs, service=service,
-                                          service_path=request.headers.get("Fiware-ServicePath"),
-                                          correlator=request.headers.get("Fiware-Correlator", ""))
+                                          service_path=current_request().headers.get("Fiware-ServicePath"),
+                                          correlator=current_request().headers.get("Fiware-Correlator", ""))
             if remote is None:
                 continue
             got = True
@@ -201,15 +202,15 @@ class EntitiesApi:
             attrs = {n: incoming[n] for n in match.attrs if n in incoming}
             forwarded.update(attrs)
             ok = self.forwarder.update(url, entity_id, entity_type or "Thing", attrs, service=service,
-                                       service_path=request.headers.get("Fiware-ServicePath") or service_path,
-                                       correlator=request.headers.get("Fiware-Correlator", "")) and ok
+                                       service_path=current_request().headers.get("Fiware-ServicePath") or service_path,
+                                       correlator=current_request().headers.get("Fiware-Correlator", "")) and ok
         return {n: a for n, a in incoming.items() if n not in forwarded}, ok
 
     # -- collection --------------------------------------------------------------------------------
     def list_entities(self) -> Response:
         opts = options()
         mode = render_mode(opts)
-        args = request.args
+        args = current_request().args
         ids = csv_param("id")
         types = csv_param("type")
         id_pattern = args.get("idPattern")
@@ -224,7 +225,7 @@ class EntitiesApi:
         condition = condition_from_args()
         order_by = args.get("orderBy")
         order = parse_order_by(order_by) if order_by else None
-        paths = service_paths_for_query(request.headers)
+        paths = service_paths_for_query(current_request().headers)
         pattern = EntityPattern(
             ids=frozenset(ids) if ids else None,
             id_re=compile_pattern(id_pattern, "idPattern") if id_pattern else None,
@@ -248,13 +249,13 @@ class EntitiesApi:
     def create_entity(self) -> Response:
         opts = options()
         key_values = "keyValues" in opts
-        service = service_from_headers(request.headers)
-        service_path = service_path_for_update(request.headers)
+        service = service_from_headers(current_request().headers)
+        service_path = service_path_for_update(current_request().headers)
         body = read_json()
         entity_id, entity_type = parse_entity_head(body)
         now = time.time()
         attrs, expires = parse_attrs(body, now, key_values=key_values, skip=_ENTITY_KEYS)
-        correlator = request.headers.get("Fiware-Correlator", "")
+        correlator = current_request().headers.get("Fiware-Correlator", "")
         tenant = self.store.tenant(service)
         with tenant.write() as txn:
             txn.forced = "forcedUpdate" in options()
@@ -296,8 +297,8 @@ class EntitiesApi:
     def delete_entity(self, entity_id: str) -> Response:
         check_uri_id(entity_id, "entity id")
         entity_type = self._type_arg()
-        service = service_from_headers(request.headers)
-        service_path = service_path_for_update(request.headers)
+        service = service_from_headers(current_request().headers)
+        service_path = service_path_for_update(current_request().headers)
         tenant = self.store.existing_tenant(service)
         if tenant is None:
             raise NotFound(DESC_ENTITY_NOT_FOUND)
@@ -307,7 +308,7 @@ class EntitiesApi:
             if entity is None:
                 raise NotFound(DESC_ENTITY_NOT_FOUND)
             operations.delete_entity(txn, entity, service=service,
-                                     correlator=request.headers.get("Fiware-Correlator", ""))
+                                     correlator=current_request().headers.get("Fiware-Correlator", ""))
         return empty_response(204)
 
     def _update_entity(self, entity_id: str, mode: operations.UpdateMode) -> Response:
@@ -317,8 +318,8 @@ class EntitiesApi:
         key_values = "keyValues" in opts
         if mode == "append" and "append" in opts:
             mode = "appendStrict"
-        service = service_from_headers(request.headers)
-        service_path = service_path_for_update(request.headers)
+        service = service_from_headers(current_request().headers)
+        service_path = service_path_for_update(current_request().headers)
         body = read_object()
         if not body:
             raise BadRequest(DESC_EMPTY_PAYLOAD)
@@ -338,7 +339,7 @@ class EntitiesApi:
             incoming = local
         if forwarded_all and expires is None:
             return empty_response(204)
-        correlator = request.headers.get("Fiware-Correlator", "")
+        correlator = current_request().headers.get("Fiware-Correlator", "")
         with tenant.write() as txn:
             txn.forced = "forcedUpdate" in options()
             entity = self._write_target(txn, entity_id, entity_type, service_path, now)
@@ -381,12 +382,12 @@ class EntitiesApi:
         check_uri_id(entity_id, "entity id")
         check_uri_id(attr_name, "attribute name")
         entity_type = self._type_arg()
-        service = service_from_headers(request.headers)
-        service_path = service_path_for_update(request.headers)
+        service = service_from_headers(current_request().headers)
+        service_path = service_path_for_update(current_request().headers)
         now = time.time()
         if value_only:
             raw_value = read_json(allow_text=True)
-            if isinstance(raw_value, str) and request.mimetype == "text/plain":
+            if isinstance(raw_value, str) and current_request().mimetype == "text/plain":
                 raw_value = _text_value(raw_value)
             attr = parse_attr(attr_name, {"value": raw_value}, now, check_name=False)
             untyped = frozenset({attr_name})
@@ -417,7 +418,7 @@ class EntitiesApi:
                     attr = parse_attr(attr_name, {"type": previous["type"], "value": attr["value"],
                                                   "metadata": previous["metadata"]}, now, check_name=False)
             operations.update(txn, entity, {attr_name: attr}, mode="update", service=service, now=now,
-                              correlator=request.headers.get("Fiware-Correlator", ""), untyped=untyped,
+                              correlator=current_request().headers.get("Fiware-Correlator", ""), untyped=untyped,
                               override_metadata=True)
         return empty_response(204)
 
@@ -431,8 +432,8 @@ class EntitiesApi:
         check_uri_id(entity_id, "entity id")
         check_uri_id(attr_name, "attribute name")
         entity_type = self._type_arg()
-        service = service_from_headers(request.headers)
-        service_path = service_path_for_update(request.headers)
+        service = service_from_headers(current_request().headers)
+        service_path = service_path_for_update(current_request().headers)
         tenant = self.store.existing_tenant(service)
         if tenant is None:
             raise NotFound(DESC_ENTITY_NOT_FOUND)
@@ -443,7 +444,7 @@ class EntitiesApi:
             if entity is None:
                 raise NotFound(DESC_ENTITY_NOT_FOUND)
             missing = operations.delete_attrs(txn, entity, [attr_name], service=service, now=now,
-                                              correlator=request.headers.get("Fiware-Correlator", ""))
+                                              correlator=current_request().headers.get("Fiware-Correlator", ""))
         if missing:
             raise NotFound(DESC_ATTR_NOT_FOUND)
         return empty_response(204)
@@ -455,7 +456,7 @@ class EntitiesApi:
         if attr is None:
             raise NotFound(DESC_ATTR_NOT_FOUND)
         value = attr["value"]
-        accept = request.accept_mimetypes
+        accept = current_request().accept_mimetypes
         if isinstance(value, dict | list):
             if accept and not (accept.accept_json or "text/plain" in accept):
                 raise NotAcceptable("accepted MIME types: application/json, text/plain")
@@ -467,7 +468,7 @@ class EntitiesApi:
     # -- types -------------------------------------------------------------------------------------
     def _type_summaries(self) -> dict[str, tuple[dict[str, list[str]], int]]:
         _, tenant = self._read_tenant()
-        paths = service_paths_for_query(request.headers)
+        paths = service_paths_for_query(current_request().headers)
         summaries: dict[str, tuple[dict[str, list[str]], int]] = {}
         for entity in select(tenant, [], paths, None, time.time()):
             attrs, count = summaries.get(entity["type"], ({}, 0))
@@ -517,8 +518,7 @@ def _text_value(text: str) -> Any:
     return value
 
 
-def blueprint(store: Store, forwarder: Forwarder) -> Blueprint:
-    api = EntitiesApi(store, forwarder)
+def blueprint(api: EntitiesApi) -> Blueprint:
     bp = Blueprint("entities", __name__)
     bp.add_url_rule("/v2/entities", view_func=api.list_entities, methods=["GET"])
     bp.add_url_rule("/v2/entities", view_func=api.create_entity, methods=["POST"])

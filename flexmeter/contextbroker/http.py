@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import uuid
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
-from flask import Response, request
+import flask
+from flask import Response
 
 from flexmeter.contextbroker.errors import DESC_PARSE, BadRequest, ParseError, UnsupportedMediaType
 from flexmeter.contextbroker.render import RenderMode
@@ -24,6 +27,65 @@ KNOWN_OPTIONS = frozenset({
     "count", "keyValues", "values", "unique", "append", "upsert", "overrideMetadata", "skipForwarding",
     "forcedUpdate", "flowControl", "noAttrDetail", "fullCounters", "sysAttrs",
 })
+
+class EnvironHeaders:
+    """``get(name, default)`` on a WSGI environ, as werkzeug's headers but without their overhead."""
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self._environ = environ
+
+    def get(self, key: str, default: Any = None) -> Any:
+        name = key.upper().replace("-", "_")
+        if name not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            name = "HTTP_" + name
+        return self._environ.get(name, default)
+
+
+class FastRequest:
+    """The part of ``flask.request`` the hot routes use, read straight from the WSGI environ.
+
+    The broker serves single-entity PATCH and ``/v2/op/update`` through it, skipping Flask's request
+    machinery (about a third of a small request's CPU); every other route goes through Flask.
+    """
+
+    __slots__ = ("_body", "args", "content_type", "environ", "headers", "method", "mimetype", "path")
+
+    def __init__(self, environ: dict[str, Any], path: str) -> None:
+        self.environ = environ
+        self.path = path
+        self.method = environ.get("REQUEST_METHOD", "GET")
+        self.headers = EnvironHeaders(environ)
+        query = environ.get("QUERY_STRING", "")
+        args: dict[str, str] = {}
+        if query:
+            for key, value in parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="replace"):
+                args.setdefault(key, value)
+        self.args = args
+        self.content_type = environ.get("CONTENT_TYPE") or None
+        self.mimetype = (self.content_type or "").split(";", 1)[0].strip().lower()
+        self._body: bytes | None = None
+
+    def get_data(self, cache: bool = True) -> bytes:
+        if self._body is None:
+            length = int(self.environ.get("CONTENT_LENGTH") or 0)
+            self._body = self.environ["wsgi.input"].read(length) if length > 0 else b""
+        return self._body
+
+
+_local = threading.local()
+
+
+def current_request() -> Any:
+    """The request being served: the fast path's :class:`FastRequest`, else Flask's ``request``."""
+    fast = getattr(_local, "fast", None)
+    return fast if fast is not None else flask.request
+
+
+def set_fast_request(fast: FastRequest | None) -> None:
+    _local.fast = fast
+
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 JSON_MIMETYPE = "application/json"
@@ -44,7 +106,7 @@ def encode(payload: Any) -> str:
 
 
 def content_mime() -> str:
-    return (request.content_type or "").split(";", 1)[0].strip().lower()
+    return (current_request().content_type or "").split(";", 1)[0].strip().lower()
 
 
 def read_json(*, allow_text: bool = False) -> Any:
@@ -54,8 +116,8 @@ def read_json(*, allow_text: bool = False) -> Any:
         if not mime:
             raise UnsupportedMediaType(
                 "Content-Type header not used, default application/octet-stream is not supported")
-        raise UnsupportedMediaType(f"not supported content type: {request.content_type}")
-    data = request.get_data(cache=False)
+        raise UnsupportedMediaType(f"not supported content type: {current_request().content_type}")
+    data = current_request().get_data(cache=False)
     if mime == "text/plain":
         return data.decode("utf-8", errors="replace")
     return parse_json(data)
@@ -89,7 +151,7 @@ def read_object() -> dict[str, Any]:
 
 def csv_param(name: str) -> list[str] | None:
     """A comma-separated URI parameter as a list (None when absent)."""
-    raw = request.args.get(name)
+    raw = current_request().args.get(name)
     if raw is None:
         return None
     items = [item.strip() for item in raw.split(",")]
@@ -100,7 +162,7 @@ def csv_param(name: str) -> list[str] | None:
 
 
 def options() -> frozenset[str]:
-    raw = request.args.get("options")
+    raw = current_request().args.get("options")
     if raw is None:
         return frozenset()
     opts = frozenset(o.strip() for o in raw.split(",") if o.strip())
@@ -122,7 +184,7 @@ def render_mode(opts: Iterable[str]) -> RenderMode:
 
 def attrs_format_param() -> str | None:
     """``attrsFormat`` as Orion's alias for keyValues/values (normalized by default)."""
-    raw = request.args.get("attrsFormat")
+    raw = current_request().args.get("attrsFormat")
     if raw is None:
         return None
     if raw not in ("normalized", "keyValues", "values"):
@@ -131,8 +193,8 @@ def attrs_format_param() -> str | None:
 
 
 def pagination() -> tuple[int, int]:
-    limit_raw = request.args.get("limit")
-    offset_raw = request.args.get("offset")
+    limit_raw = current_request().args.get("limit")
+    offset_raw = current_request().args.get("offset")
     limit = DEFAULT_LIMIT
     offset = 0
     if limit_raw is not None:
@@ -151,4 +213,4 @@ def pagination() -> tuple[int, int]:
 
 
 def correlator() -> str:
-    return request.headers.get("Fiware-Correlator") or str(uuid.uuid4())
+    return current_request().headers.get("Fiware-Correlator") or str(uuid.uuid4())

@@ -12,7 +12,6 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -248,7 +247,7 @@ class Forwarder:
         return None
 
 
-def blueprint(store: Store, now: Callable[[], float] = time.time) -> Blueprint:
+def blueprint(store: Store) -> Blueprint:
     bp = Blueprint("registrations", __name__)
 
     @bp.post("/v2/registrations")

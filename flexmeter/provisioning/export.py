@@ -121,6 +121,7 @@ def export_inventory(desired: Desired, remote: Remote) -> Json:
     by_scope: dict[tuple[str, str, str], dict[str, Json]] = {}
     for (kind, service, path, key), body in remote.items.items():
         by_scope.setdefault((kind, service, path), {})[key] = body
+    protocols = {str(g.get("apikey")): g.get("protocol") for (kind, *_), g in remote.items.items() if kind == "group"}
     for service, path in desired.scopes:
         tenant = tenants[service]
         for group in by_scope.get(("group", service, path), {}).values():
@@ -147,7 +148,10 @@ def export_inventory(desired: Desired, remote: Remote) -> Json:
                                        "customers_count": ("customersCount", None)})
                 tenant["buildings"].append(_clean({**item, "service_path": path}))
         for device_id, dev in by_scope.get(("device", service, path), {}).items():
-            tenant["meters"].append(_meter(dev, entities.get(f"Device|urn:ngsi-ld:Device:{device_id}")))
+            meter = _meter(dev, entities.get(f"Device|urn:ngsi-ld:Device:{device_id}"))
+            if meter.get("protocol") == protocols.get(str(meter.get("group"))):
+                del meter["protocol"]  # the group's
+            tenant["meters"].append(meter)
     wanted = {r.ident for r in desired.of("subscription")}
     for ident, body in remote.items.items():
         if ident in wanted:

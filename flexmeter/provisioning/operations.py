@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flexmeter.config import get_settings
 from flexmeter.provisioning.apply import ProgressSink, Report, apply_plan, delete_plan
 from flexmeter.provisioning.desired import Desired, compile_inventory
 from flexmeter.provisioning.export import export_inventory
@@ -36,8 +37,7 @@ class Target:
         values = {"NGSI_URL": self.ngsi_url, "IOTA_URL": self.iota_url}
         if self.ql_url:
             values["QL_URL"] = self.ql_url
-        if self.service_url:
-            values["SERVICE_URL"] = self.service_url
+        values["SERVICE_URL"] = self.service_url or get_settings().service_url
         return {**values, **self.vars}
 
 

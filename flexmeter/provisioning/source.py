@@ -80,7 +80,10 @@ def load_yaml(path: Path) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        reason = " ".join(part for part in (exc.context, exc.problem) if part) or str(exc)
+        reason = exc.problem or str(exc)
+        if exc.context:
+            started = f" that starts on line {exc.context_mark.line + 1}" if exc.context_mark is not None else ""
+            reason += f" ({exc.context}{started})"
         raise InventoryError([Problem(str(path), line, "", f"YAML syntax: {reason}")]) from exc
     except yaml.YAMLError as exc:
         raise InventoryError([Problem(str(path), None, "", f"YAML: {exc}")]) from exc

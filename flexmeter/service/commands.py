@@ -35,7 +35,7 @@ def service_command(
         data_dir=data_dir or settings.data_dir / "service",
         ngsi_url=None if no_results else (ngsi_url or settings.ngsi_url),
         ql_url=ql_url or settings.ql_url,
-        token=token or settings.token,
+        token=(token or settings.token) or None,
         timezone=timezone,
     )
     engine = Engine(config).start()

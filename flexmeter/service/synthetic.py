@@ -138,3 +138,39 @@ def water_reading(meter: str, t: float, litres: int, flow_m3h: float) -> Json:
 
 def heat_building(building_id: str, contracted_kw: float) -> Json:
     return building(building_id, contracted_heat_power=dec(contracted_kw, 1), customers_count=12)
+
+
+def demo_pilot(start: float) -> list[list[Json]]:
+    """A small mixed pilot for the dashboard and the docs: a substation of 10 meters (1.5 h at 60 s), a
+    district-heating building with a low ΔT for its first two hours, a water meter leaking for four nights
+    before ``start``, and one customer meter whose last gasp leaves an open outage."""
+    batches: list[list[Json]] = []
+    grid = SyntheticSubstation(name="S1", meters=10, loss_share=0.04)
+    heat_device = device("H1", meter_type="heat", ref_building="urn:ngsi-ld:Building:B1")
+    batches.append([*grid.topology(), heat_device, heat_building("B1", 50.0)])
+    batches.extend(grid.run(start, start + 5400.0, 60.0))
+    energy = 12_000.0
+    heat: list[Json] = []
+    for k in range(37):
+        t = start + 300.0 * k
+        back = 55.0 if k < 24 else 40.0
+        energy += 45.0 * 300.0 / 3600.0
+        entity = heat_reading("H1", t, 70.0, back, energy, 45.0 + (k % 5))
+        entity["refDevice"] = {"type": "Relationship", "value": "urn:ngsi-ld:Device:H1"}
+        heat.append(entity)
+    batches.append(heat)
+    litres = 150_000.0
+    water: list[Json] = []
+    t = start - 4 * 86400.0
+    while t <= start:
+        hour = (t % 86400.0) / 3600.0
+        flow = 0.012 if 1 <= hour < 5 else 0.25
+        litres += flow * 1000.0 * 0.25
+        water.append(water_reading("W1", t, int(litres), flow))
+        t += 900.0
+    batches.append(water)
+    gasp = ac_measurement("S1-M002", observed_at=when(start + 5430.0), location=WHERE, phase_type="singlePhase",
+                          ref_device=["urn:ngsi-ld:Device:S1-M002"])
+    gasp["status"] = {"type": "Text", "value": "powerOutage"}
+    batches.append([gasp])
+    return batches

@@ -73,8 +73,16 @@ class Topology:
 
     def customers(self, tk: str, area: str) -> set[str]:
         rel = "refFeeder" if ":Feeder:" in area else "refSubstation"
-        members = self._measurements(tk, self._sources(tk, area, rel))
+        members = {m for m in self._measurements(tk, self._sources(tk, area, rel)) if not self.is_area(tk, m)}
         return members - self.supply_meters(tk, area) - {area}
+
+    def is_area(self, tk: str, entity: str) -> bool:
+        """Substations, feeders and buildings are not meters (they refer to each other too)."""
+        key = ("a", tk, entity)
+        if key not in self._cache:
+            kind = self.store.prop(tk, entity, "entityType")
+            self._cache[key] = ["1"] if kind in ("Substation", "Feeder", "Building") else []
+        return bool(self._cache[key])
 
     def outage_area(self, tk: str, meter: str) -> str:
         """Where an outage of this meter is reported: the area it supplies, else its feeder, substation,

@@ -122,9 +122,7 @@ def test_datetime_and_builtins(ngsi: Ngsi) -> None:
 
 
 def test_date_expires(ngsi: Ngsi) -> None:
-    ngsi.create(
-        {"id": "X1", "type": "T", "dateExpires": {"type": "DateTime", "value": "2099-01-01T00:00:00Z"}}
-    )
+    ngsi.create({"id": "X1", "type": "T", "dateExpires": {"type": "DateTime", "value": "2099-01-01T00:00:00Z"}})
     assert "dateExpires" not in ngsi.get("/v2/entities/X1").json()
     got = ngsi.get("/v2/entities/X1", params={"attrs": "dateExpires"}).json()
     assert got["dateExpires"] == {"type": "DateTime", "value": "2099-01-01T00:00:00.000Z", "metadata": {}}
@@ -170,9 +168,7 @@ def test_list_filters_pagination_and_count(ngsi: Ngsi) -> None:
 def test_q_order_and_unique(ngsi: Ngsi) -> None:
     for i, color in enumerate(["red", "blue", "red", "green"]):
         ngsi.create({"id": f"C{i}", "type": "Car", "speed": {"value": 10 * i}, "color": {"value": color}})
-    fast = ngsi.get(
-        "/v2/entities", params={"q": "speed>=20", "options": "keyValues", "attrs": "speed"}
-    ).json()
+    fast = ngsi.get("/v2/entities", params={"q": "speed>=20", "options": "keyValues", "attrs": "speed"}).json()
     assert [e["id"] for e in fast] == ["C2", "C3"]
     ordered = ngsi.get("/v2/entities", params={"orderBy": "!speed", "options": "keyValues"}).json()
     assert [e["id"] for e in ordered] == ["C3", "C2", "C1", "C0"]
@@ -184,18 +180,13 @@ def test_q_order_and_unique(ngsi: Ngsi) -> None:
 
 def test_patch_put_post_attrs(ngsi: Ngsi) -> None:
     ngsi.create(room())
-    assert (
-        ngsi.patch("/v2/entities/Room1/attrs", {"temperature": {"type": "Number", "value": 30}}).status_code
-        == 204
-    )
+    assert ngsi.patch("/v2/entities/Room1/attrs", {"temperature": {"type": "Number", "value": 30}}).status_code == 204
     body = ngsi.get("/v2/entities/Room1").json()
     assert body["temperature"]["value"] == 30
     assert body["temperature"]["metadata"] == {"unitCode": {"type": "Text", "value": "CEL"}}  # kept
     partial = ngsi.patch("/v2/entities/Room1/attrs", {"temperature": {"value": 31}, "ghost": {"value": 1}})
     assert_error(partial, 422, "PartialUpdate")
-    assert (
-        ngsi.get("/v2/entities/Room1/attrs/temperature/value", headers={"Accept": "text/plain"}).text == "31"
-    )
+    assert ngsi.get("/v2/entities/Room1/attrs/temperature/value", headers={"Accept": "text/plain"}).text == "31"
     assert ngsi.post("/v2/entities/Room1/attrs", {"humidity": {"value": 40}}).status_code == 204
     strict = ngsi.post("/v2/entities/Room1/attrs", {"humidity": {"value": 41}}, params={"options": "append"})
     assert_error(strict, 422, "Unprocessable")
@@ -217,9 +208,7 @@ def test_single_attribute_routes(ngsi: Ngsi) -> None:
         "value": 21.5,
         "metadata": {"unitCode": {"type": "Text", "value": "CEL"}},
     }
-    assert (
-        ngsi.put("/v2/entities/Room1/attrs/temperature", {"value": 25, "type": "Number"}).status_code == 204
-    )
+    assert ngsi.put("/v2/entities/Room1/attrs/temperature", {"value": 25, "type": "Number"}).status_code == 204
     assert ngsi.get("/v2/entities/Room1/attrs/temperature").json()["value"] == 25
     assert (
         ngsi.put(
@@ -304,3 +293,28 @@ def test_version_and_v2(ngsi: Ngsi) -> None:
     version = ngsi.session.get(ngsi.base + "/version", timeout=5).json()
     assert isinstance(version["orion"]["version"], str)
     assert ngsi.get("/v2").json()["entities_url"] == "/v2/entities"
+
+
+def test_patch_variants_and_correlator(ngsi: Ngsi) -> None:
+    ngsi.create({"id": "urn:ngsi-ld:Meter:1", "type": "A", "p": {"value": 1}})
+    ngsi.create({"id": "urn:ngsi-ld:Meter:1", "type": "B", "p": {"value": 1}})
+    ambiguous = ngsi.patch("/v2/entities/urn:ngsi-ld:Meter:1/attrs", {"p": {"value": 2}})
+    assert_error(ambiguous, 409, "TooManyResults")
+    typed = ngsi.patch(
+        "/v2/entities/urn:ngsi-ld:Meter:1/attrs",
+        {"p": 5},
+        params={"type": "B", "options": "keyValues"},
+        headers={"Fiware-Correlator": "corr-42"},
+    )
+    assert typed.status_code == 204, typed.text
+    assert typed.headers["Fiware-Correlator"] == "corr-42"
+    got = ngsi.get("/v2/entities/urn:ngsi-ld:Meter:1", params={"type": "B"}).json()
+    assert got["p"] == {"type": "Number", "value": 5, "metadata": {}}
+    assert ngsi.get("/v2/entities/urn:ngsi-ld:Meter:1", params={"type": "A"}).json()["p"]["value"] == 1
+    assert ngsi.get("/v2/entities", params={"limit": 1}).headers.get("Fiware-Correlator")
+    assert_error(ngsi.patch("/v2/entities/urn:ngsi-ld:Meter:1/attrs", {}, params={"type": "A"}), 400, "BadRequest")
+    assert_error(
+        ngsi.patch("/v2/entities/urn:ngsi-ld:Meter:1/attrs", raw="{x", headers={"Content-Type": "application/json"}),
+        400,
+        "ParseError",
+    )

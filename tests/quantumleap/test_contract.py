@@ -240,3 +240,13 @@ def test_geo_queries(ql: QuantumLeapClient) -> None:
     assert status_of(lambda: ql.entity_type("Meter", georel="near;maxDistance:10", geometry="point",
                                             coords="0,0")).status == 404
     assert status_of(lambda: ql.entity_type("Meter", georel="coveredBy", geometry="box")).status == 400
+
+
+def test_attribute_named_value_is_not_the_value_variant(ql: QuantumLeapClient) -> None:
+    """SmartMeteringObservation's reading is called ``value``: /attrs/value must still be the attribute."""
+    ql.notify([meter("smo", "2024-03-01T00:00:00Z", entity_type="SmartMeteringObservation", value=42.5)])
+    body = ql.entity_attr("smo", "value")
+    assert body["entityId"] == "smo" and body["attrName"] == "value" and body["values"] == [42.5]
+    assert ql.entity_attr("smo", "value", value=True) == {"index": ["2024-03-01T00:00:00.000+00:00"],
+                                                          "values": [42.5]}
+    assert ql.type_attr("SmartMeteringObservation", "value")["attrName"] == "value"

@@ -8,6 +8,7 @@ SQLite file (see :mod:`store`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -48,28 +49,44 @@ def new_subscription_id() -> str:
     return f"{int(time.time()):08x}{secrets.token_hex(8)}"
 
 
+class _Group:
+    """Subscriptions whose subject and service path are identical: matched once per change."""
+
+    __slots__ = ("created", "first", "subs")
+
+    def __init__(self, subs: list[Subscription]) -> None:
+        self.subs = subs
+        self.first = subs[0]
+        self.created = (self.first.created, self.first.id)
+
+
 class _TenantIndex:
-    """Immutable snapshot of a tenant's subscriptions for lock-free matching."""
+    """Immutable snapshot of a tenant's subscriptions for lock-free matching, indexed by entity id."""
 
     __slots__ = ("by_id", "others")
 
     def __init__(self, subs: list[Subscription]) -> None:
-        self.by_id: dict[str, list[Subscription]] = {}
-        self.others: list[Subscription] = []
+        by_signature: dict[str, list[Subscription]] = {}
         for sub in subs:
-            if sub.exact_ids is None:
-                self.others.append(sub)
+            signature = json.dumps([sub.service_path, sub.definition["subject"]], sort_keys=True)
+            by_signature.setdefault(signature, []).append(sub)
+        self.by_id: dict[str, list[_Group]] = {}
+        self.others: list[_Group] = []
+        for members in by_signature.values():
+            group = _Group(members)
+            if group.first.exact_ids is None:
+                self.others.append(group)
             else:
-                for entity_id in sub.exact_ids:
-                    self.by_id.setdefault(entity_id, []).append(sub)
+                for entity_id in group.first.exact_ids:
+                    self.by_id.setdefault(entity_id, []).append(group)
 
-    def candidates(self, entity_id: str) -> list[Subscription]:
+    def candidates(self, entity_id: str) -> list[_Group]:
         exact = self.by_id.get(entity_id)
         if not exact:
             return self.others
         if not self.others:
             return exact
-        return sorted(exact + self.others, key=lambda s: (s.created, s.id))
+        return sorted(exact + self.others, key=lambda g: g.created)
 
 
 class _WorkerContext:
@@ -240,20 +257,22 @@ class SubscriptionEngine:
         if not changes:
             return
         now = time.time()
-        matched: dict[str, tuple[Subscription, list[EntityChange]]] = {}
+        matched: dict[int, tuple[_Group, list[EntityChange]]] = {}
         for change in changes:
             index = self._index.get(change.service)
             if index is None:
                 continue
-            for sub in index.candidates(change.entity["id"]):
-                if sub.can_fire(now) and sub.matches(change):
-                    entry = matched.get(sub.id)
+            for group in index.candidates(change.entity["id"]):
+                if group.first.matches(change):
+                    entry = matched.get(id(group))
                     if entry is None:
-                        matched[sub.id] = (sub, [change])
+                        matched[id(group)] = (group, [change])
                     else:
                         entry[1].append(change)
-        for sub, subs_changes in matched.values():
-            self._enqueue(sub, subs_changes, now)
+        for group, group_changes in matched.values():
+            for sub in group.subs:
+                if sub.can_fire(now):
+                    self._enqueue(sub, group_changes, now)
 
     def _enqueue(self, sub: Subscription, changes: list[EntityChange], now: float) -> None:
         size = self.notify_batch or 1
@@ -296,7 +315,7 @@ class SubscriptionEngine:
 
     # -- delivery (worker threads) --------------------------------------------------------------
     def _run_jobs(self, jobs: list[Job], context: _WorkerContext) -> None:
-        """Render the jobs' messages and send them; HTTP ones to one receiver go out pipelined."""
+        """Render the jobs' messages and send them in order (per receiver: one keep-alive connection)."""
         items: list[tuple[Subscription, Message]] = []
         cache: RenderCache = {}  # subscriptions rendering alike share the rendering of a change
         for job in jobs:

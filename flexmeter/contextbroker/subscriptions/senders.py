@@ -8,6 +8,7 @@ MQTT connection refused or publish not acknowledged).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -32,10 +33,14 @@ class Outcome:
 
 
 class HttpSender:
-    """HTTP delivery for one worker thread: pipelined keep-alive connections (see :mod:`pipeline`) for
-    plain ``http://`` receivers, one ``requests.Session`` for ``https://``."""
+    """HTTP delivery for one worker thread: keep-alive connections (see :mod:`pipeline`) for plain
+    ``http://`` receivers, one ``requests.Session`` for ``https://``.
 
-    max_pipeline = 32
+    ``FLEXMETER_NOTIFY_PIPELINE`` (default 1: no pipelining) sets how many requests may be in flight
+    on one connection.
+    """
+
+    max_pipeline = max(1, int(os.environ.get("FLEXMETER_NOTIFY_PIPELINE", "1")))
     max_pipeline_bytes = 256 * 1024
 
     def __init__(self, timeout: float) -> None:
@@ -78,6 +83,12 @@ class HttpSender:
                 for (index, _), result in zip(chunk, results, strict=True):
                     outcomes[index] = _outcome(result)
                 start = end
+                if any(isinstance(r, TimeoutError) for r in results):
+                    # an unresponsive receiver must not hold this worker (and the other subscriptions
+                    # it serves) for one timeout per queued notification
+                    for index, _ in items[start:]:
+                        outcomes[index] = Outcome(failure="not sent: the receiver timed out on the previous one")
+                    break
         return [o if o is not None else Outcome(failure="not sent") for o in outcomes]
 
     def _send_requests(self, message: HttpMessage) -> Outcome:

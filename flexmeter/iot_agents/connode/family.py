@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from flexmeter.iot_agents.connode.mappings import DEFAULT_PROFILE, ENTITY_TYPES, TABLES
 from flexmeter.iot_agents.core.errors import DecodeError
 from flexmeter.iot_agents.core.family import (
     CommandReply,
@@ -21,7 +22,6 @@ from flexmeter.iot_agents.core.family import (
     Route,
 )
 from flexmeter.iot_agents.core.json_family import command_replies, parse_json
-from flexmeter.iot_agents.connode.mappings import DEFAULT_PROFILE, ENTITY_TYPES, TABLES
 
 Json = dict[str, Any]
 

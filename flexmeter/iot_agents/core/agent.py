@@ -6,6 +6,7 @@ import hashlib
 import logging
 import socket
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,6 +135,13 @@ class Agent:
             self.mqtt.start()
         if self.amqp is not None:
             self.amqp.start()
+        # Ready means subscribed (a first session gets nothing published before its SUBACK); a broker that
+        # is down does not block the start: the transports keep reconnecting in the background.
+        deadline = time.monotonic() + 5
+        for transport in (self.mqtt, self.amqp):
+            if transport is not None and transport.routes and not transport.connected.wait(
+                    max(0.0, deadline - time.monotonic())):
+                log.warning("%s not connected yet; continuing, it keeps retrying", type(transport).__name__)
         print(f"south on {self.south.url}", flush=True)
 
     def stop(self) -> None:
@@ -142,7 +150,7 @@ class Agent:
             if transport is not None:
                 try:
                     transport.stop()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("stopping a transport")
         if self.south is not None:
             self.south.stop()

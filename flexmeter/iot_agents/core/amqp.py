@@ -7,6 +7,7 @@ Reconnects with back-off when RabbitMQ goes away; unacked deliveries are redeliv
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -44,10 +45,8 @@ class AmqpTransport:
         self._stop.set()
         connection = self._connection
         if connection is not None and connection.is_open:
-            try:
+            with contextlib.suppress(Exception):  # already closing
                 connection.add_callback_threadsafe(connection.close)
-            except Exception:  # noqa: BLE001 - already closing
-                pass
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
@@ -64,7 +63,7 @@ class AmqpTransport:
                 log.warning("AMQP %s: %s; reconnecting in %.1f s", self.url, exc, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("AMQP consumer error")
                 self._stop.wait(delay)
 

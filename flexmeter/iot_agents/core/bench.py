@@ -10,7 +10,6 @@ publishes one reading per message at a fixed rate (QoS 1), and measures:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -139,7 +138,8 @@ def run_bench(*, duration: float, rate: int, devices: int, mqtt_url: str, per_me
             while published < due:
                 device = messages % devices
                 readings = [b'{"e":%d,"ts":%d}' % (published + k, now_ms) for k in range(per_message)]
-                batch.append((topics[device], b"[" + b",".join(readings) + b"]" if per_message > 1 else readings[0]))
+                payload = b"[" + b",".join(readings) + b"]" if per_message > 1 else readings[0]
+                batch.append((topics[device], payload))
                 published += per_message
                 last_value[device] = published - 1
                 messages += 1
@@ -168,9 +168,9 @@ def run_bench(*, duration: float, rate: int, devices: int, mqtt_url: str, per_me
         entities: list[dict[str, Any]] = []
         offset = 0
         while True:
-            page = requests.get(f"{broker.url}/v2/entities", headers=headers, timeout=30, params={
-                "type": "BenchMeter", "attrs": "energy", "limit": 1000, "offset": offset,
-                "options": "keyValues"}).json()
+            params: dict[str, str | int] = {"type": "BenchMeter", "attrs": "energy", "limit": 1000,
+                                            "offset": offset, "options": "keyValues"}
+            page = requests.get(f"{broker.url}/v2/entities", headers=headers, timeout=30, params=params).json()
             entities.extend(page)
             offset += len(page)
             if len(page) < 1000:
@@ -198,7 +198,8 @@ def run_bench(*, duration: float, rate: int, devices: int, mqtt_url: str, per_me
             "latency_samples": len(sample),
             "conditions": {
                 "duration_s": duration, "target_rate_per_s": rate, "devices": devices,
-                "readings_per_message": per_message, "messages": messages, "mqtt": mqtt_url, "qos": 1, "broker": "embedded (flexmeter broker)",
+                "readings_per_message": per_message, "messages": messages, "mqtt": mqtt_url, "qos": 1,
+                "broker": "embedded (flexmeter broker)",
                 "agent": "flexmeter agent json (SQLite outbox, synchronous=NORMAL)",
                 "cpus": os.cpu_count(), "latency": "MQTT publish -> broker notification received",
             },

@@ -94,7 +94,7 @@ class CommandFlow:
                 if time.time() - last_subscribe > 1.0 or len(self._todo) > 0:
                     last_subscribe = time.time()
                     self._sync_subscriptions()
-            except Exception:  # noqa: BLE001 - keep the command thread alive
+            except Exception:
                 log.exception("command flow error")
 
     # -- subscriptions -------------------------------------------------------------------------------------

@@ -136,7 +136,7 @@ class Expressions:
             with self._lock:
                 try:
                     parsed = self._jexl.parse(_tight_pipes(expression))
-                except Exception as exc:  # noqa: BLE001 - any parser failure is the expression's fault
+                except Exception as exc:
                     raise InvalidExpression(expression, str(exc)) from exc
                 self._parsed[expression] = parsed
         return parsed
@@ -150,5 +150,5 @@ class Expressions:
             return None
         except ZeroDivisionError:
             return None
-        except Exception as exc:  # noqa: BLE001 - a transform failing on odd input is a bad expression/input
+        except Exception as exc:
             raise InvalidExpression(expression, str(exc)) from exc

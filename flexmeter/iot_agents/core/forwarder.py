@@ -65,7 +65,7 @@ class Forwarder:
             self._wake.clear()
             try:
                 self.drain()
-            except Exception:  # noqa: BLE001 - the forwarder must survive anything and retry
+            except Exception:
                 log.exception("forwarder error")
                 self._sleep(1.0)
 

@@ -13,17 +13,18 @@ from typing import Any
 from flexmeter.iot_agents.core.errors import DecodeError
 from flexmeter.iot_agents.core.family import CommandReply, Decoded, Family, Message, Reading, Route
 
-JSON_ROUTES: tuple[Route, ...] = tuple(
-    Route(transport, pattern, kind)  # type: ignore[arg-type]
-    for transport in ("mqtt", "amqp")
-    for pattern, kind in (
-        ("/json/{apikey}/{device_id}/attrs", "measure"),
-        ("/json/{apikey}/{device_id}/attrs/{attr}", "measure"),
-        ("/json/{apikey}/{device_id}/cmdexe", "cmdexe"),
-        ("/{apikey}/{device_id}/attrs", "measure"),
-        ("/{apikey}/{device_id}/cmdexe", "cmdexe"),
-    )
-) + (
+JSON_ROUTES: tuple[Route, ...] = (
+    *(
+        Route(transport, pattern, kind)  # type: ignore[arg-type]
+        for transport in ("mqtt", "amqp")
+        for pattern, kind in (
+            ("/json/{apikey}/{device_id}/attrs", "measure"),
+            ("/json/{apikey}/{device_id}/attrs/{attr}", "measure"),
+            ("/json/{apikey}/{device_id}/cmdexe", "cmdexe"),
+            ("/{apikey}/{device_id}/attrs", "measure"),
+            ("/{apikey}/{device_id}/cmdexe", "cmdexe"),
+        )
+    ),
     Route("http", "/iot/json", "measure", {"k": "apikey", "i": "device_id"}),
     Route("http", "/iot/json/commands", "cmdexe", {"k": "apikey", "i": "device_id"}),
 )

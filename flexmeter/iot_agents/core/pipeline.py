@@ -152,7 +152,7 @@ class Pipeline:
             except IotAgentError as exc:
                 outcome.error = exc
                 dead.append(self._dead(item, exc.name, exc.message))
-            except Exception as exc:  # noqa: BLE001 - a decoder bug must not take the agent down
+            except Exception as exc:
                 log.exception("unexpected error processing a %s message", item.family.name)
                 outcome.error = IotAgentError(f"internal error: {type(exc).__name__}: {exc}")
                 dead.append(self._dead(item, "INTERNAL_ERROR", str(outcome.error.message)))
@@ -161,7 +161,7 @@ class Pipeline:
             try:
                 self.outbox.put(rows, dead)
                 break
-            except Exception:  # noqa: BLE001 - disk full/locked: keep the messages unacked and retry
+            except Exception:
                 log.exception("cannot write the outbox; retrying in 1 s")
                 time.sleep(1)
         for item, outcome in zip(batch, outcomes, strict=True):
@@ -170,7 +170,7 @@ class Pipeline:
             if item.ack is not None:
                 try:
                     item.ack()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("ack failed")
             if item.done is not None:
                 item.done(outcome)

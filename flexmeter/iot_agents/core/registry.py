@@ -265,7 +265,7 @@ class Registry:
                 body["entity_name"] = f"{body['entity_type']}:{body['device_id']}"
             prepared.append((body, secrets))
         with self._write() as db:
-            for body, secrets in prepared:
+            for body, _secrets in prepared:
                 try:
                     db.execute("INSERT INTO devices (service, subservice, device_id, apikey, body) VALUES "
                                "(?, ?, ?, ?, ?)", (service, subservice, body["device_id"], body.get("apikey"),

@@ -26,7 +26,6 @@ from .wrappers import (
     FLAG,
     HdlcReassembler,
     decode_hdlc_frame,
-    looks_wrapped,
     split_hdlc_stream,
     strip_llc,
     unwrap_udp,
@@ -124,8 +123,8 @@ def decode_dlms(data: bytes, keys: Keys | None = None, guard: ReplayGuard | None
         if info is None:
             raise TruncatedError("HDLC segmented message without its last segment", len(buf))
         buf = info
-    elif looks_wrapped(buf):
-        header, buf = unwrap_udp(buf)
+    elif buf[0] == 0 and len(buf) >= 8 and buf[1] == 1 and (buf[6] << 8 | buf[7]) == len(buf) - 8:
+        header, buf = unwrap_udp(buf)  # the DLMS/UDP wrapper (see wrappers.looks_wrapped)
         msg.frames.append(header)
     llc, buf = strip_llc(buf)
     if llc is not None:

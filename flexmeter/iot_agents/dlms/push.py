@@ -29,6 +29,7 @@ from .axdr import (
     Data,
 )
 from .cosem_time import CosemDateTime
+from .errors import ProfileError
 from .obis import _OBIS_CACHE, UNITS, obis_from_bytes
 from .profiles import ListProfile, ProfileRegistry, default_registry
 
@@ -252,6 +253,9 @@ def push_values(body: Data, registry: ProfileRegistry | None = None) -> PushValu
         if profile is not None:
             result.list_version = version
             codes = profile.positional.get(count)
+            if codes is None:
+                raise ProfileError(f"list profile {profile.name!r} has no {version} list of {count} elements",
+                                   None, f"known lengths: {sorted(profile.positional)}")
         elif all(t in _INTS for t, _ in items):
             # No list version: only an all-numeric list of a known length selects a profile (Kaifa list 1).
             profile = reg.unversioned(count)

@@ -20,7 +20,7 @@ WRAPPER_VERSION = 0x0001
 
 
 # -- DLMS/UDP (and TCP) wrapper ------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WrapperHeader:
     version: int
     source_wport: int
@@ -78,7 +78,7 @@ def fcs16(data: bytes) -> int:
     return crc ^ 0xFFFF
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HdlcFrame:
     segmented: bool
     destination: tuple[int, int | None]

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ ENTITY_ID, ENTITY_TYPE, TIME_INDEX = "entity_id", "entity_type", "time_index"
 SERVICE_PATH, ORIGINAL, INSTANCE_ID = "fiware_servicepath", "__original_ngsi_entity__", "instanceid"
 RESERVED = frozenset({ENTITY_ID, ENTITY_TYPE, TIME_INDEX, SERVICE_PATH, ORIGINAL, INSTANCE_ID})
 TENANT_PREFIX, TYPE_PREFIX = "mt", "et"
+METADATA_TTL = 1.0
+"""Seconds a tenant's table list is trusted before a query re-reads it (tables made by other processes)."""
 _SERVICE_RE = re.compile(r"^[A-Za-z0-9_]{1,50}$")
 
 
@@ -101,7 +104,7 @@ class Store(ABC):
 
     def __init__(self) -> None:
         self._tables: dict[tuple[str, str], TableInfo] = {}
-        self._loaded_services: set[str] = set()
+        self._loaded_services: dict[str, float] = {}
         self._schema_lock = threading.RLock()
 
     # -- backend hooks -------------------------------------------------------------------------------------
@@ -179,13 +182,14 @@ class Store(ABC):
 
     # -- metadata cache ------------------------------------------------------------------------------------
     def _service_tables(self, service: str, refresh: bool = False) -> dict[str, TableInfo]:
-        if refresh or service not in self._loaded_services:
+        loaded = self._loaded_services.get(service)
+        if loaded is None or (refresh and time.monotonic() - loaded > METADATA_TTL):
             with self._schema_lock:
                 for key, info in self._load_service(service).items():
                     cached = self._tables.get((service, key))
                     if cached is None or len(info.columns) >= len(cached.columns):
                         self._tables[(service, key)] = info
-                self._loaded_services.add(service)
+                self._loaded_services[service] = time.monotonic()
         return {k: v for (s, k), v in self._tables.items() if s == service}
 
     def _table(self, service: str, entity_type: str) -> TableInfo | None:

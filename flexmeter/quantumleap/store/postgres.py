@@ -317,4 +317,4 @@ class PostgresStore(Store):
         with self._schema_lock:
             for key in [k for k in self._tables if k[0] == service]:
                 self._tables.pop(key)
-            self._loaded_services.discard(service)
+            self._loaded_services.pop(service, None)

@@ -15,8 +15,8 @@ import re
 import sqlite3
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -162,7 +162,7 @@ class SqliteStore(Store):
                 self._writer.execute(
                     "INSERT INTO md_ets_metadata (table_name, service, entity_type, entity_attrs) "
                     "VALUES (?,?,?,?) "
-                    "ON CONFLICT (table_name) DO UPDATE SET entity_attrs = excluded.entity_attrs",
+                    "ON CONFLICT (table_name) DO UPDATE SET entity_attrs = json_patch(entity_attrs, excluded.entity_attrs)",
                     [
                         self.table_key(info.service, info.entity_type.lower()),
                         info.service,
@@ -265,7 +265,8 @@ class SqliteStore(Store):
             rows = sorted(
                 record
                 for chunk in self._scan_pool.map(
-                    lambda part, sql=sql: self._read(sql, [json.dumps(part), *(params * len(columns))]), parts
+                    lambda part, sql=sql, bound=params * len(columns): self._read(sql, [json.dumps(part), *bound]),
+                    parts,
                 )
                 for record in chunk
             )

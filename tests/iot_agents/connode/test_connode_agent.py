@@ -13,15 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from flexmeter.iot_agents.core.mqtt import host_port
 from tests.iot_agents.connode.test_connode_decoder import EXAMPLE
-from tests.iot_agents.core.conftest import (  # noqa: F401 - fixtures
-    AgentFactory,
-    agent_factory,
-    get_entity,
-    provision,
-    publish_all,
-    tenant,
-    wait_for,
-)
+from tests.iot_agents.core.conftest import AgentFactory, get_entity, provision, publish_all, wait_for
 from tests.support.processes import FlexmeterProcess
 
 
@@ -88,10 +80,8 @@ def test_gateway_document_to_entities_and_breaker_command(
 
         requests.post(f"{ngsi}/v2/entities/ACMeasurement:E350-00012345/attrs", headers=tenant, timeout=5,
                       json={"breaker": {"type": "command", "value": "explode"}}).raise_for_status()
-        try:
-            wait_for(lambda: get_entity(ngsi, tenant, "ACMeasurement:E350-00012345")["breaker_status"]["value"] == "ERROR")
-        except AssertionError:
-            print(agent.log()); raise
+        wait_for(lambda: get_entity(ngsi, tenant, "ACMeasurement:E350-00012345")["breaker_status"]["value"]
+                 == "ERROR")
         meter = get_entity(ngsi, tenant, "ACMeasurement:E350-00012345")
         assert meter is not None and "connect, disconnect, status" in meter["breaker_info"]["value"]
     finally:

@@ -11,7 +11,6 @@ from pathlib import Path
 import pika
 import requests
 
-from tests.conftest import start_broker
 from tests.iot_agents.core.conftest import (
     AgentFactory,
     count_entities,
@@ -93,9 +92,11 @@ def test_malformed_payloads_are_dead_lettered_with_reason_and_bytes(
     publish_all(mqtt_url, [(f"/json/{key}/r1/attrs", b'{"t": 21,'), (f"/json/{key}/r1/attrs", b"[1, 2]"),
                            (f"/json/{key}/r1/attrs", b"\xff\xfe"), (f"/json/{key}/r1/attrs", b'{"t": 22}')])
     wait_for(lambda: get_entity(module_broker.url, tenant, "Room:r1"))
-    dead = wait_for(lambda: (d := requests.get(f"{agent.url}/iot/deadletters", timeout=5).json())["count"] == 3 and d)
+    dead = wait_for(lambda: (d := requests.get(f"{agent.url}/iot/deadletters", timeout=5).json())["count"] == 3
+                    and d)
     reasons = [entry["reason"] for entry in dead["deadLetters"]]
-    assert "payload is not JSON: Expecting property name enclosed in double quotes at line 1 column 10 (char 9)" in reasons
+    assert ("payload is not JSON: Expecting property name enclosed in double quotes at line 1 column 10 (char 9)"
+            in reasons)
     assert "measure 0 is a int, not a JSON object" in reasons
     assert "payload is not UTF-8 (byte 0)" in reasons
     assert {"hex": "fffe"} in [entry["raw"] for entry in dead["deadLetters"]]
@@ -114,16 +115,16 @@ def test_broker_outage_then_back_loses_no_reading(
     key = f"k{uuid.uuid4().hex[:8]}"
     provision(agent.url, tenant, [{"apikey": key, "entity_type": "Meter"}])
     try:
-        publish_all(mqtt_url, [(f"/json/{key}/m{i}/attrs", json.dumps({"e": i})) for i in range(100)])
-        wait_for(lambda: count_entities(ngsi, tenant, "Meter") == 100)
+        publish_all(mqtt_url, [(f"/json/{key}/m{i}/attrs", json.dumps({"e": i})) for i in range(50)])
+        wait_for(lambda: count_entities(ngsi, tenant, "Meter") == 50)
         broker.stop()
-        publish_all(mqtt_url, [(f"/json/{key}/m{i}/attrs", json.dumps({"e": i})) for i in range(100, 300)])
-        wait_for(lambda: requests.get(f"{agent.url}/health", timeout=5).json()["outbox"] == 200)
+        publish_all(mqtt_url, [(f"/json/{key}/m{i}/attrs", json.dumps({"e": i})) for i in range(50, 150)])
+        wait_for(lambda: requests.get(f"{agent.url}/health", timeout=5).json()["outbox"] == 100)
         wait_for(lambda: _metric(agent.url, "iota_retried_total") > 0, timeout=10)
         time.sleep(3)  # the outage
         broker = FlexmeterProcess(["broker", "--port", str(port), "--db", str(broker_dir / "broker.db")]).start()
-        wait_for(lambda: count_entities(ngsi, tenant, "Meter") == 300, timeout=30)
-        assert get_entity(ngsi, tenant, "Meter:m299")["e"]["value"] == 299
+        wait_for(lambda: count_entities(ngsi, tenant, "Meter") == 150, timeout=30)
+        assert get_entity(ngsi, tenant, "Meter:m149")["e"]["value"] == 149
         assert requests.get(f"{agent.url}/health", timeout=5).json()["outbox"] == 0
     finally:
         broker.stop()
@@ -142,15 +143,15 @@ def test_agent_killed_and_restarted_loses_no_reading(
     provision(agent.url, tenant, [{"apikey": key, "entity_type": "Meter"}])
     try:
         broker.stop()
-        publish_all(mqtt_url, [(f"/json/{key}/m{i}/attrs", json.dumps({"e": i})) for i in range(300)])
-        wait_for(lambda: requests.get(f"{agent.url}/health", timeout=5).json()["outbox"] == 300)
+        publish_all(mqtt_url, [(f"/json/{key}/m{i}/attrs", json.dumps({"e": i})) for i in range(100)])
+        wait_for(lambda: requests.get(f"{agent.url}/health", timeout=5).json()["outbox"] == 100)
         agent.kill()
         # Published while the agent is dead: Mosquitto keeps them for the agent's persistent session.
-        publish_all(mqtt_url, [(f"/json/{key}/m{i}/attrs", json.dumps({"e": i})) for i in range(300, 400)])
+        publish_all(mqtt_url, [(f"/json/{key}/m{i}/attrs", json.dumps({"e": i})) for i in range(100, 150)])
         broker = FlexmeterProcess(["broker", "--port", str(port), "--db", db]).start()
         agent_factory(ngsi, "json", mqtt_url=mqtt_url, data_dir=data_dir)
-        wait_for(lambda: count_entities(ngsi, tenant, "Meter") == 400, timeout=30)
-        assert get_entity(ngsi, tenant, "Meter:m399")["e"]["value"] == 399
+        wait_for(lambda: count_entities(ngsi, tenant, "Meter") == 150, timeout=30)
+        assert get_entity(ngsi, tenant, "Meter:m149")["e"]["value"] == 149
         assert get_entity(ngsi, tenant, "Meter:m0")["e"]["value"] == 0
     finally:
         broker.stop()

@@ -114,7 +114,7 @@ def test_json_decoder_arrays_single_attribute_and_errors() -> None:
     assert readings[0].observed_at == "2026-01-01T00:00:01Z"  # type: ignore[union-attr]
     one = FAMILY.decode(Message(single, b"42", {"apikey": "k", "device_id": "d", "attr": "t"}))
     assert one[0].values == {"t": 42}  # type: ignore[union-attr]
-    with pytest.raises(DecodeError, match="not JSON.*column 7 \\(char 6\\)"):
+    with pytest.raises(DecodeError, match=r"not JSON.*column 7 \(char 6\)"):
         FAMILY.decode(Message(attrs, b'{"t": ', {"apikey": "k", "device_id": "d"}))
     with pytest.raises(DecodeError, match="measure 0 is a int"):
         FAMILY.decode(Message(attrs, b"[3]", {"apikey": "k", "device_id": "d"}))

@@ -27,7 +27,7 @@ HDLC = [bytes.fromhex(_VECTORS["hdlc_han_aidon_se_list"]["hdlc_frame_hex"])]
 P1 = [p.read_bytes() for p in sorted((CORPUS / "dsmr_parser").glob("*.txt"))[:6]]
 KEYS = Keys(b"MYDUMMYGLOBALKEY", b"MYDUMMYGLOBALKEY")
 
-FAST = settings(max_examples=250, deadline=None, derandomize=True, database=None,
+FAST = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -121,7 +121,7 @@ _tree = st.recursive(_leaf, lambda kids: st.tuples(st.sampled_from([1, 2]), st.l
                      max_leaves=30)
 
 
-@FAST
+@settings(FAST, max_examples=80)
 @given(_tree)
 def test_axdr_round_trip(node: tuple[int, object]) -> None:
     raw = encode_data(node)

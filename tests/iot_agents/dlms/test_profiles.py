@@ -6,8 +6,11 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from flexmeter.iot_agents.dlms.apdu import build_data_notification
 from flexmeter.iot_agents.dlms.decoder import decode_dlms
+from flexmeter.iot_agents.dlms.errors import ProfileError
 from flexmeter.iot_agents.dlms.profiles import ProfileRegistry
 
 POSITIONAL_PUSH = (2, [(10, "ACME_L7"), (9, b"12345678"), (18, 2301), (18, 2298), (5, -1520),
@@ -33,6 +36,13 @@ def test_new_meter_type_from_a_data_file(tmp_path: Path) -> None:
     assert values["1-0:16.7.0.255"] == (Decimal(-1520), "W")
     assert values["1-0:1.8.0.255"] == (Decimal(9876540), "Wh")
     assert values["0-0:96.1.0.255"] == ("12345678", None)
+
+
+def test_known_version_with_unknown_length_is_a_profile_error() -> None:
+    body = (2, [(9, b"KFM_001"), (6, 1), (6, 2)])
+    with pytest.raises(ProfileError) as info:
+        decode_dlms(build_data_notification(body))
+    assert "kaifa" in str(info.value)
 
 
 def test_interleaved_without_profile_keeps_frame_obis_codes() -> None:

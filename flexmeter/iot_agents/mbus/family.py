@@ -1,0 +1,355 @@
+"""The M-Bus family (`flexmeter agent mbus`): concentrator uplinks of wired RSP_UD frames and wM-Bus telegrams.
+
+Uplink formats (JSON with hex frames, or raw binary) are in :mod:`.uplink` and docs/mbus-agent.md. Each frame
+is decoded by the project's decoder (:func:`decode_mbus`, :func:`decode_wmbus` with the meter's AES key from
+the registry's secrets), named by the meter's secondary address, and turned into one reading whose keys are
+the record object_ids of :mod:`.mappings` (values converted exactly to the units of the model's table).
+
+Two things need state, both bounded and in memory: the duplicate filter (:mod:`.dedup`: the same telegram
+heard twice is dropped and counted) and the last-heard times of the silence watchdog (:mod:`.silence`). The
+watchdog thread runs when the agent starts the family with a context (:meth:`MbusFamily.start`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from datetime import time as dtime
+from decimal import Decimal, DivisionByZero, InvalidOperation
+from typing import Any, Protocol
+
+from flexmeter.iot_agents.core.errors import DecodeError
+from flexmeter.iot_agents.core.family import Decoded, Family, Message, Reading, Route
+from flexmeter.iot_agents.mbus import decode_mbus, decode_wmbus
+from flexmeter.iot_agents.mbus.dedup import DuplicateFilter
+from flexmeter.iot_agents.mbus.errors import DecodeError as MbusDecodeError
+from flexmeter.iot_agents.mbus.mappings import MEDIUM_CLASSES, entity_type_for, object_id, table_for
+from flexmeter.iot_agents.mbus.silence import SilenceEvent, SilenceWatch, silence_values, watched_devices
+from flexmeter.iot_agents.mbus.telegram import Telegram, manufacturer_value
+from flexmeter.iot_agents.mbus.uplink import UplinkFrame, parse_json_uplink, parse_raw_uplink
+from flexmeter.metrics import Metric
+from flexmeter.metrics import Registry as MetricsRegistry
+
+log = logging.getLogger(__name__)
+Json = dict[str, Any]
+
+MBUS_ROUTES: tuple[Route, ...] = (
+    Route("mqtt", "mbus/{apikey}/{gateway}/up"),
+    Route("mqtt", "mbus/{apikey}/{gateway}/raw/{kind}"),
+    Route("amqp", "mbus/{apikey}/{gateway}/up"),
+    Route("http", "/iot/mbus", query={"k": "apikey", "g": "gateway", "kind": "kind"}),
+)
+SILENCE_ROUTE = Route("mqtt", "$internal/mbus/silence")
+"""The route of the watchdog's own messages: no transport listens on it, so no device can forge one."""
+
+KEY_NAMES = ("aes_key", "wmbus_key", "mbus_key", "key")
+DETECTOR = "urn:flexmeter:iot-agent:mbus"
+
+# SI unit of the decoder -> (target UN/CEFACT code -> factor)
+_CONVERSIONS: dict[str, dict[str, Decimal]] = {
+    "Wh": {"WHR": Decimal(1), "KWH": Decimal("0.001"), "MWH": Decimal("0.000001"),
+           "GV": Decimal("0.0000036")},
+    "J": {"JOU": Decimal(1), "KWH": Decimal(1) / Decimal(3600000), "MWH": Decimal(1) / Decimal(3600000000),
+          "GV": Decimal("1E-9")},
+    "W": {"WTT": Decimal(1), "KWT": Decimal("0.001")},
+    "J/h": {"KWT": Decimal(1) / Decimal(3600000), "WTT": Decimal(1) / Decimal(3600)},
+    "m³": {"MTQ": Decimal(1), "LTR": Decimal(1000)},
+    "m³/h": {"MQH": Decimal(1), "E32": Decimal(1000)},
+    "°C": {"CEL": Decimal(1)},
+    "K": {"KEL": Decimal(1)},
+}
+SI_CODES: dict[str, str] = {"Wh": "WHR", "J": "JOU", "W": "WTT", "m³": "MTQ", "m³/h": "MQH", "°C": "CEL",
+                            "K": "KEL", "bar": "BAR", "s": "SEC", "kg": "KGM", "V": "VLT", "A": "AMP",
+                            "%": "P1", "Hz": "HTZ", "dBm": "DBM"}
+_SKIPPED_FUNCTIONS = {"manufacturer_specific", "more_records_follow"}
+_QUALIFIER_SUFFIX = {"accumulation_negative_only": "backward", "accumulation_positive_only": ""}
+
+
+class FamilyContext(Protocol):
+    """What a running agent lends a family that has background work (see docs/mbus-agent.md)."""
+
+    @property
+    def metrics(self) -> MetricsRegistry: ...
+
+    def submit(self, family: Family, message: Message) -> None: ...
+
+    def devices(self) -> list[tuple[Json, Json | None]]: ...
+
+
+def secondary_address(tel: Telegram) -> str:
+    """ID (8 BCD digits) + manufacturer (4 hex) + version + medium: libmbus's 16-hex-digit secondary address."""
+    if tel.id is None or tel.manufacturer is None:
+        raise DecodeError("the frame carries no meter identity (no long header, not a wM-Bus telegram)")
+    return f"{tel.id}{manufacturer_value(tel.manufacturer):04X}{(tel.version or 0):02X}{(tel.medium or 0):02X}"
+
+
+def _link_address(tel: Telegram) -> str | None:
+    if tel.link_id is None or tel.link_manufacturer is None:
+        return None
+    return (f"{tel.link_id}{manufacturer_value(tel.link_manufacturer):04X}"
+            f"{(tel.link_version or 0):02X}{(tel.link_medium or 0):02X}")
+
+
+def _json_number(value: Decimal) -> int | float:
+    if value == value.to_integral_value():
+        return int(value)
+    return float(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return _json_number(value)
+    if isinstance(value, datetime | date | dtime):
+        return value.isoformat()
+    return value
+
+
+def _convert(value: Any, unit: str, target: str | None) -> tuple[Any, str | None] | None:
+    """``value`` in ``unit`` -> (value in ``target``, target code); None if it cannot be converted."""
+    if not isinstance(value, int | Decimal) or isinstance(value, bool):
+        return _plain(value), None
+    if target is None:
+        return _plain(value), SI_CODES.get(unit)
+    factor = _CONVERSIONS.get(unit, {}).get(target)
+    if factor is None:
+        return None
+    try:
+        converted = Decimal(value) * factor
+    except (InvalidOperation, DivisionByZero):
+        return None
+    return _json_number(converted.normalize()), target
+
+
+def _alarm(status: int | None) -> int | None:
+    """EN 13757-3 status byte: application error/alarm (bits 0-1 = 2 or 3), power low, permanent/temporary error."""
+    if status is None:
+        return None
+    return 1 if (status & 0x03) >= 2 or status & 0x1C else 0
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    frame: UplinkFrame
+    telegram: Telegram
+    device_id: str
+
+
+class MbusFamily(Family):
+    name = "mbus"
+    protocol = "mbus"
+    routes = MBUS_ROUTES
+    default_entity_type = "Device"
+    uses_secrets = True
+
+    def __init__(self, *, duplicate_window: float | None = None, check_every: float | None = None) -> None:
+        self.duplicates = DuplicateFilter(duplicate_window if duplicate_window is not None
+                                          else float(os.environ.get("FLEXMETER_MBUS_DUPLICATE_WINDOW", "900")))
+        self.silence = SilenceWatch()
+        self.check_every = (check_every if check_every is not None
+                            else float(os.environ.get("FLEXMETER_MBUS_SILENCE_CHECK", "30")))
+        self._dropped: Metric = MetricsRegistry().counter("iota_duplicates_dropped_total", "")
+        self._context: FamilyContext | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the seam -----------------------------------------------------------------------------------------
+    def default_attributes(self, model: str | None) -> list[Json]:
+        return table_for(model)
+
+    def entity_type(self, model: str | None) -> str:
+        return entity_type_for(model)
+
+    def decode(self, message: Message) -> list[Decoded]:
+        if message.route is SILENCE_ROUTE or message.route.pattern == SILENCE_ROUTE.pattern:
+            return self._silence_reading(message)
+        frames = self._frames(message)
+        lookup = message.secrets or (lambda _device_id: {})
+        decoded = [self._decode_frame(frame, index, len(frames), lookup) for index, frame in enumerate(frames)]
+        # Only once every frame decoded: a message that goes to the dead letters must not have marked its
+        # frames as seen (a replay of the dead letter would be dropped as a duplicate).
+        readings: list[Decoded] = []
+        for item in decoded:
+            at = item.frame.received.timestamp() if item.frame.received else time.time()
+            meter_time = self._meter_time(item.telegram)
+            key = (item.device_id, item.telegram.access_number,
+                   meter_time.isoformat() if meter_time is not None else None)
+            if self.duplicates.seen(key, at):
+                self._dropped.inc(family=self.name)
+                log.debug("duplicate telegram dropped: meter %s access %s", item.device_id,
+                          item.telegram.access_number)
+                continue
+            readings.append(self._reading(item, meter_time))
+            if self.silence.heard(item.device_id, at):
+                readings.append(self._resolved(item.device_id, message.apikey, at))
+        return readings
+
+    # -- frames -------------------------------------------------------------------------------------------
+    def _frames(self, message: Message) -> list[UplinkFrame]:
+        gateway = message.params.get("gateway")
+        kind = message.params.get("kind")
+        content_type = (message.content_type or "").split(";")[0].strip().lower()
+        if kind is not None or content_type == "application/octet-stream":
+            return parse_raw_uplink(message.payload, kind, gateway)
+        if message.payload[:1] in (b"{", b"[") or content_type == "application/json":
+            return parse_json_uplink(message.payload, gateway)
+        text = message.payload.strip()
+        try:  # a bare hex string
+            data = bytes.fromhex(text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            return parse_raw_uplink(message.payload, None, gateway)
+        return parse_raw_uplink(data, None, gateway)
+
+    def _decode_frame(self, frame: UplinkFrame, index: int, count: int,
+                      secrets: Callable[[str], Mapping[str, str]]) -> DecodedFrame:
+        where = f"frame {index + 1} of {count} ({frame.kind}, {frame.data[:12].hex().upper()}...)"
+        try:
+            tel = decode_mbus(frame.data) if frame.kind == "mbus" else decode_wmbus(frame.data)
+            if tel.encrypted:
+                device_id = secondary_address(tel)
+                key = self._key(secrets, device_id, _link_address(tel))
+                if key is None:
+                    raise DecodeError(f"{where}: meter {device_id} sends encrypted data (security mode "
+                                      f"{tel.security_mode}) and no AES key is provisioned for it "
+                                      f"(internal_attributes aes_key)")
+                tel = decode_mbus(frame.data, key=key) if frame.kind == "mbus" else decode_wmbus(frame.data, key=key)
+        except MbusDecodeError as exc:
+            raise DecodeError(f"{where}: {type(exc).__name__} at byte {exc.offset} ({exc.rule}): {exc}") from exc
+        if tel.ci is None or not tel.records and tel.access_number is None:
+            raise DecodeError(f"{where}: not a data frame (an ACK or a short/control frame carries no readings)")
+        return DecodedFrame(frame, tel, secondary_address(tel))
+
+    @staticmethod
+    def _key(secrets: Callable[[str], Mapping[str, str]], *device_ids: str | None) -> bytes | None:
+        for device_id in device_ids:
+            if not device_id:
+                continue
+            found = secrets(device_id)
+            for name in KEY_NAMES:
+                value = found.get(name)
+                if value:
+                    try:
+                        key = bytes.fromhex(str(value).replace(" ", ""))
+                    except ValueError:
+                        raise DecodeError(f"the AES key provisioned for meter {device_id} is not hex") from None
+                    if len(key) != 16:
+                        raise DecodeError(f"the AES key provisioned for meter {device_id} is not 16 bytes")
+                    return key
+        return None
+
+    @staticmethod
+    def _meter_time(tel: Telegram) -> datetime | None:
+        for record in tel.records:
+            if (record.quantity == "datetime" and record.storage == 0 and record.tariff == 0
+                    and record.subunit == 0 and isinstance(record.value, datetime)
+                    and "date_invalid" not in record.flags):
+                return record.value
+        return None
+
+    @staticmethod
+    def model_of(tel: Telegram) -> str:
+        cls = MEDIUM_CLASSES.get(tel.medium if tel.medium is not None else -1, "generic")
+        return f"{cls}:{tel.manufacturer}:{tel.version}"
+
+    def _reading(self, item: DecodedFrame, meter_time: datetime | None) -> Reading:
+        tel = item.telegram
+        model = self.model_of(tel)
+        targets: dict[str, str | None] = {}
+        for entry in table_for(model):
+            if entry.get("object_id"):
+                code = (entry.get("metadata") or {}).get("unitCode", {}).get("value")
+                targets.setdefault(str(entry["object_id"]), code)
+        values: Json = {}
+        units: dict[str, str] = {}
+        for record in tel.records:
+            quantity = record.quantity
+            if not quantity or record.function in _SKIPPED_FUNCTIONS or "record_error" in record.flags:
+                continue
+            if quantity == "datetime" and record.storage == 0 and meter_time is not None:
+                continue  # the observation time itself
+            key = object_id(quantity, record.function, record.storage, record.tariff, record.subunit)
+            for qualifier in record.qualifiers:
+                suffix = _QUALIFIER_SUFFIX.get(qualifier, qualifier)
+                if suffix:
+                    key += "." + suffix
+            converted = _convert(record.value, record.unit, targets.get(key))
+            if converted is None:  # a unit the table cannot take: keep it, under a name saying the unit
+                key = f"{key}.{SI_CODES.get(record.unit, record.unit)}"
+                converted = _convert(record.value, record.unit, None)
+                assert converted is not None
+            if key in values:
+                continue  # first record of a kind wins
+            values[key] = converted[0]
+            if converted[1]:
+                units[key] = converted[1]
+        values["meterStatus"] = tel.status
+        values["accessNumber"] = tel.access_number
+        alarm = _alarm(tel.status)
+        if alarm is not None:
+            values["alarm"] = alarm
+        if item.frame.rssi is not None:
+            values["rssi"] = item.frame.rssi
+        if item.frame.concentrator:
+            values["concentrator"] = item.frame.concentrator
+        observed: datetime | None = meter_time if meter_time is not None else item.frame.received
+        return Reading(item.device_id, {k: v for k, v in values.items() if v is not None}, observed_at=observed,
+                       units=units, model=model, raw=item.frame.data.hex().upper())
+
+    # -- silence --------------------------------------------------------------------------------------------
+    def _silence_reading(self, message: Message) -> list[Decoded]:
+        try:
+            event = json.loads(message.payload)
+            device_id = str(event["device_id"])
+            detected = float(event["detected"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DecodeError(f"malformed silence event: {exc}") from None
+        values = silence_values(event, DETECTOR)
+        return [Reading(device_id, values, observed_at=detected, apikey=message.apikey)]
+
+    def _resolved(self, device_id: str, apikey: str | None, at: float) -> Reading:
+        event = SilenceEvent(device_id, apikey, at, 0, 0, at, resolved=True)
+        return Reading(device_id, silence_values(json.loads(event.payload()), DETECTOR), observed_at=at)
+
+    def check_silence(self, devices: Iterable[tuple[Json, Json | None]], now: float | None = None) -> list[Message]:
+        """The silence messages due now (one per meter that just went silent)."""
+        events = self.silence.due(watched_devices(devices, self.protocol), time.time() if now is None else now)
+        return [Message(SILENCE_ROUTE, e.payload(), {"apikey": e.apikey} if e.apikey else {}) for e in events]
+
+    # -- lifecycle (optional: a context from the agent) ----------------------------------------------------
+    def start(self, context: FamilyContext) -> None:
+        """Count duplicates in the agent's metrics and run the silence watchdog until :meth:`stop`."""
+        counted = self._dropped.total()
+        self._dropped = context.metrics.counter(
+            "iota_duplicates_dropped_total", "Telegrams dropped as duplicates (same meter, access number, time).")
+        if counted:
+            self._dropped.inc(counted, family=self.name)
+        self._context = context
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, name="mbus-silence", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.check_every):
+            context = self._context
+            if context is None:
+                return
+            try:
+                for message in self.check_silence(context.devices()):
+                    context.submit(self, message)
+            except Exception:
+                log.exception("silence check failed; trying again in %s s", self.check_every)
+
+    @property
+    def duplicates_dropped(self) -> int:
+        return int(self._dropped.get(family=self.name))
