@@ -50,11 +50,11 @@ COMMAND_MODULES: list[str] = [
     "flexmeter.iot_agents.commands",
     "flexmeter.contextbroker.commands",
     "flexmeter.contextbroker.bench_commands",
-    "flexmeter.contextbroker.query.commands",
     "flexmeter.iot_agents.mbus.commands",
     "flexmeter.iot_agents.dlms.commands",
     "flexmeter.service.commands",
     "flexmeter.provisioning.commands",
+    "flexmeter.iot_agents.mbus.gateway_commands",
 ]
 
 

@@ -1,4 +1,4 @@
-"""``POST /v2/op/update`` and ``POST /v2/op/query``: many entities in one request, one transaction.
+"""``/v2/op/update``, ``/v2/op/query`` and ``/v2/op/notify``: many entities in one request, one transaction.
 
 The update path is the broker's hot path (IoT Agents send one batch per meter reading cycle), so it
 validates everything first, then applies the whole batch under one writer lock and one commit.
@@ -153,6 +153,7 @@ class BatchApi:
 
     def __init__(self, store: Store, entities_api: EntitiesApi) -> None:
         self.update = make_update(store, entities_api)
+        self.notify = make_update(store, entities_api, notify=True)
         self.query = make_query(store)
 
 
@@ -160,24 +161,39 @@ def blueprint(api: BatchApi) -> Blueprint:
     bp = Blueprint("batch", __name__)
     bp.add_url_rule("/v2/op/update", view_func=api.update, methods=["POST"], endpoint="batch_update")
     bp.add_url_rule("/v2/op/query", view_func=api.query, methods=["POST"], endpoint="batch_query")
+    bp.add_url_rule("/v2/op/notify", view_func=api.notify, methods=["POST"], endpoint="batch_notify")
     return bp
 
 
-def make_update(store: Store, entities_api: EntitiesApi) -> Callable[[], Response]:
+def make_update(store: Store, entities_api: EntitiesApi, *, notify: bool = False) -> Callable[[], Response]:
+    """``/v2/op/update``; with ``notify``, Orion's ``/v2/op/notify`` (a notification applied as append)."""
+
     def batch_update() -> Response:
         opts = options()
         key_values = "keyValues" in opts
         service = service_from_headers(current_request().headers)
         service_path = service_path_for_update(current_request().headers)
         body = read_object()
-        action = body.get("actionType")
+        action: Any
+        raw_entities: Any
+        if notify:
+            subscription_id = body.get("subscriptionId")
+            if not isinstance(subscription_id, str):
+                raise BadRequest("/subscriptionId/ must be a JSON String")
+            if not isinstance(body.get("data"), list):
+                raise BadRequest("/data/ must be a JSON Array")
+            action, raw_entities = "append", body["data"]
+            if not raw_entities:
+                return empty_response(200)
+        else:
+            action, raw_entities = body.get("actionType"), body.get("entities")
         if action is None:
             raise BadRequest("actionType missing")
         if action not in ACTION_TYPES:
             raise BadRequest("invalid update action type: right ones are: "
                              "append, appendStrict, delete, replace, update")
         now = time.time()
-        items = _parse_items(body.get("entities"), action, key_values, now)
+        items = _parse_items(raw_entities, action, key_values, now)
         tenant = store.tenant(service)
         correlator = current_request().headers.get("Fiware-Correlator", "")
         errors: list[str] = []
@@ -205,7 +221,7 @@ def make_update(store: Store, entities_api: EntitiesApi) -> Callable[[], Respons
                 raise NotFound(DESC_ENTITY_NOT_FOUND)
             desc = "do not exist: " + ", ".join(errors)
             raise PartialUpdate(desc) if applied else Unprocessable(desc)
-        return empty_response(204)
+        return empty_response(200 if notify else 204)
 
     return batch_update
 

@@ -139,7 +139,8 @@ class EntitiesApi:
                         now: float) -> StoredEntity | None:
         wanted = [a for a in attrs if a != "*"] if attrs else None
         providers = providers_for(tenant.registrations, entity_id,
-                                  entity["type"] if entity else entity_type, wanted or None, "query")
+                                  entity["type"] if entity else entity_type, wanted or None, "query",
+                                  service_paths_for_query(current_request().headers))
         if not providers:
             return entity
         merged_attrs: dict[str, StoredAttr] = dict(entity["attrs"]) if entity else {}
@@ -185,7 +186,8 @@ class EntitiesApi:
             local = tenant.by_id(entity_id)
             if len(local) == 1:
                 entity_type = local[0]["type"]
-        providers = providers_for(tenant.registrations, entity_id, entity_type, list(incoming), "update")
+        providers = providers_for(tenant.registrations, entity_id, entity_type, list(incoming), "update",
+                                  [service_path])
         if not providers:
             return incoming, True
         if entity_type is None:

@@ -198,7 +198,7 @@ def pagination() -> tuple[int, int]:
     limit = DEFAULT_LIMIT
     offset = 0
     if limit_raw is not None:
-        if not limit_raw.isdigit():
+        if not (limit_raw.isascii() and limit_raw.isdigit()):
             raise BadRequest(f"Bad pagination limit: /{limit_raw}/ [must be a decimal number]")
         limit = int(limit_raw)
         if limit == 0:
@@ -206,7 +206,7 @@ def pagination() -> tuple[int, int]:
         if limit > MAX_LIMIT:
             raise BadRequest(f"Bad pagination limit: /{limit_raw}/ [max: {MAX_LIMIT}]")
     if offset_raw is not None:
-        if not offset_raw.isdigit():
+        if not (offset_raw.isascii() and offset_raw.isdigit()):
             raise BadRequest(f"Bad pagination offset: /{offset_raw}/ [must be a decimal number]")
         offset = int(offset_raw)
     return limit, offset

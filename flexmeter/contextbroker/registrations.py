@@ -26,7 +26,12 @@ from flexmeter.contextbroker.errors import (
 from flexmeter.contextbroker.http import empty_response, json_response, options, pagination, read_object
 from flexmeter.contextbroker.model import StoredAttr
 from flexmeter.contextbroker.store import Store
-from flexmeter.contextbroker.tenancy import service_from_headers, service_path_for_update
+from flexmeter.contextbroker.tenancy import (
+    path_matches,
+    service_from_headers,
+    service_path_for_update,
+    service_paths_for_query,
+)
 from flexmeter.contextbroker.timeutil import iso_from_posix, posix_from_iso
 from flexmeter.contextbroker.validation import check_identifier
 from flexmeter.metrics import Registry
@@ -148,10 +153,12 @@ class ProviderMatch:
 
 
 def providers_for(regs: dict[str, dict[str, Any]], entity_id: str, entity_type: str | None,
-                  attr_names: list[str] | None, purpose: str) -> dict[str, ProviderMatch]:
+                  attr_names: list[str] | None, purpose: str,
+                  service_paths: list[str] | None = None) -> dict[str, ProviderMatch]:
     """Providers owning attributes of an entity, for ``purpose`` "update" or "query".
 
-    ``attr_names`` None means "every attribute" (a query without ``attrs``).
+    ``attr_names`` None means "every attribute" (a query without ``attrs``); ``service_paths`` (None: any)
+    restricts to registrations made in those scopes.
     """
     if not regs:
         return {}
@@ -160,6 +167,8 @@ def providers_for(regs: dict[str, dict[str, Any]], entity_id: str, entity_type: 
     for reg in regs.values():
         mode = reg["provider"].get("supportedForwardingMode", "all")
         if mode not in ("all", purpose) or not _active(reg, now):
+            continue
+        if service_paths is not None and not path_matches(reg.get("servicePath", "/"), service_paths):
             continue
         if not _entity_matches(reg, entity_id, entity_type):
             continue
@@ -267,8 +276,10 @@ def blueprint(store: Store) -> Blueprint:
         service = service_from_headers(request.headers)
         limit, offset = pagination()
         opts = options()
+        paths = service_paths_for_query(request.headers)
         tenant = store.existing_tenant(service)
-        regs = list(tenant.registrations.values()) if tenant else []
+        regs = [r for r in tenant.registrations.values() if path_matches(r.get("servicePath", "/"), paths)] \
+            if tenant else []
         page = [public_view(r) for r in regs[offset:offset + limit]]
         headers = {"Fiware-Total-Count": str(len(regs))} if "count" in opts else None
         return json_response(page, 200, headers)

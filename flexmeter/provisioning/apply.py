@@ -18,8 +18,8 @@ from flexmeter.provisioning.plan import Change, Plan
 from flexmeter.provisioning.remote import Endpoints
 
 Json = dict[str, Any]
-ENTITY_BATCH = 1000
-DEVICE_BATCH = 500
+ENTITY_BATCH = 500
+DEVICE_BATCH = 100
 
 
 class ProgressSink(Protocol):

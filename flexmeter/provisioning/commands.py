@@ -210,6 +210,9 @@ def diff_command(inventory: Path = INVENTORY, ngsi_url: str = NGSI_URL, iota_url
 def _run_change(inventory: Path, target: Target, json_out: bool, quiet: bool, operation: str,
                 purge: bool = False) -> None:
     session = _open(inventory, target, json_out)
+    for check in session.checks:
+        if not check.ok:
+            typer.echo(f"provision: warning: {check.name} at {check.url}: {check.detail}", err=True)
     progress = RichProgress(enabled=not quiet)
     started = time.perf_counter()
     try:

@@ -154,7 +154,7 @@ class Compiler:
                 continue
             compare = json.loads(json.dumps(iota))
             compare.get("internal_attributes", {}).pop("secrets", None)
-            self._add(Resource("device", service, path, meter.id, f"meter {meter.id}", iota, compare,
+            self._add(Resource("device", service, path, iota["device_id"], f"meter {meter.id}", iota, compare,
                                meter._origin))
             self._entity(service, path, entity, meter._origin)
         descriptions: dict[str, str] = {}
@@ -216,7 +216,7 @@ class Compiler:
         protocol = meter.protocol or group.protocol
         entity_type = meter.entity_type or group.entity_type or default_entity_type(meter.type, meter.phases)
         device_urn = entity_id("Device", meter.id)
-        iota: Json = {"device_id": meter.id, "entity_name": entity_id(entity_type, meter.id),
+        iota: Json = {"device_id": meter.device_id or meter.id, "entity_name": entity_id(entity_type, meter.id),
                       "entity_type": entity_type, "protocol": protocol, "transport": group.transport,
                       "apikey": group.apikey}
         timezone = meter.timezone or group.timezone or tenant.timezone

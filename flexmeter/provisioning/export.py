@@ -69,7 +69,12 @@ def _meter(dev: Json, entity: Json | None) -> Json:
     meter_type = _value(entity, "meterType") or internal.get("meterType")
     entity_type = str(dev.get("entity_type") or "")
     phases = 3 if entity_type == "ThreePhaseAcMeasurement" else None
-    item: Json = {"id": dev["device_id"], "group": dev.get("apikey"), "type": meter_type,
+    meter_id = str(dev["device_id"])
+    name = dev.get("entity_name")
+    if isinstance(name, str) and name.startswith(f"{URN_PREFIX}{entity_type}:"):
+        meter_id = name[len(f"{URN_PREFIX}{entity_type}:"):]
+    item: Json = {"id": meter_id, "device_id": dev["device_id"] if meter_id != dev["device_id"] else None,
+                  "group": dev.get("apikey"), "type": meter_type,
                   "protocol": dev.get("protocol"), "model": internal.get("model"), "phases": phases}
     if meter_type and entity_type != default_entity_type(str(meter_type), phases):
         item["entity_type"] = entity_type
@@ -147,8 +152,9 @@ def export_inventory(desired: Desired, remote: Remote) -> Json:
                                        "contracted_heat_power": ("contractedHeatPower", None),
                                        "customers_count": ("customersCount", None)})
                 tenant["buildings"].append(_clean({**item, "service_path": path}))
-        for device_id, dev in by_scope.get(("device", service, path), {}).items():
-            meter = _meter(dev, entities.get(f"Device|urn:ngsi-ld:Device:{device_id}"))
+        for dev in by_scope.get(("device", service, path), {}).values():
+            meter = _meter(dev, None)
+            meter = _meter(dev, entities.get(f"Device|{URN_PREFIX}Device:{meter['id']}"))
             if meter.get("protocol") == protocols.get(str(meter.get("group"))):
                 del meter["protocol"]  # the group's
             tenant["meters"].append(meter)

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from flexmeter.provisioning.errors import InventoryError, Problem
-from flexmeter.provisioning.schema import Inventory, Meter, MeterFile, Tenant
+from flexmeter.provisioning.schema import SERVICE_NAME, Inventory, Meter, MeterFile, Tenant
 from flexmeter.provisioning.source import dotted, line_of, load_yaml
 
 
@@ -153,6 +153,13 @@ def check_references(tenant: Tenant) -> list[Problem]:
             problem(item, f"{kind[:-1]} {key[1]}", f"declared twice (first at {seen[key]._origin})")
         else:
             seen[key] = item
+    agent_ids: dict[str, Any] = {}
+    for meter in tenant.meters:
+        agent_id = meter.device_id or meter.id
+        if agent_id in agent_ids and agent_ids[agent_id] is not meter:
+            problem(meter, f"meter {meter.id}.device_id", f"the agent id {agent_id!r} is also meter "
+                    f"{agent_ids[agent_id].id}'s ({agent_ids[agent_id]._origin})")
+        agent_ids.setdefault(agent_id, meter)
     groups = {g.apikey: g for g in tenant.groups}
     names = {kind: {i.id for i in getattr(tenant, kind)} for kind in ("substations", "feeders", "buildings",
                                                                       "meters")}
@@ -243,6 +250,9 @@ def load_inventory(path: Path | str, *, service: str | None = None) -> LoadedInv
 
 
 def _choose_tenant(inventory: Inventory, service: str, shown: str) -> None:
+    if not SERVICE_NAME.match(service):
+        raise InventoryError([Problem(shown, None, "--service", f"{service!r} is not a valid Fiware-Service "
+                                      "(lowercase letters, digits, _)")])
     if len(inventory.tenants) == 1:
         inventory.tenants[0].service = service
         return

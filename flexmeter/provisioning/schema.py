@@ -22,7 +22,7 @@ _LOCAL_ID = re.compile(r"^[A-Za-z0-9_\-.:]{1,200}$")
 _SERVICE_PATH = re.compile(r"^/$|^(/[A-Za-z0-9_]{1,50}){1,10}$")
 _SUBSCRIPTION_PATH = re.compile(r"^/$|^(/[A-Za-z0-9_]{1,50}){1,10}(/#)?$|^/#$")
 _APIKEY = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
-_SERVICE = re.compile(r"^[a-z0-9_]{1,50}$")
+SERVICE_NAME = re.compile(r"^[a-z0-9_]{1,50}$")
 _SECRET_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")
 
 
@@ -39,7 +39,7 @@ LocalId = Annotated[str, _check(_LOCAL_ID, "id (letters, digits, - _ . : only, a
 ServicePath = Annotated[str, _check(_SERVICE_PATH, "service path (/a/b, up to 10 levels of [A-Za-z0-9_])")]
 SubscriptionPath = Annotated[str, _check(_SUBSCRIPTION_PATH, "subscription service path (/a/b or /a/#)")]
 ApiKey = Annotated[str, _check(_APIKEY, "apikey ([A-Za-z0-9_-], at most 64)")]
-TenantName = Annotated[str, _check(_SERVICE, "Fiware-Service (lowercase letters, digits, _)")]
+TenantName = Annotated[str, _check(SERVICE_NAME, "Fiware-Service (lowercase letters, digits, _)")]
 SecretRef = Annotated[str, _check(_SECRET_REF, "key reference: env:VARIABLE or file:PATH (never the key itself)")]
 MeterType = Literal["electricity", "heat", "water", "gas"]
 MeterProtocol = Literal["mbus", "wmbus", "dlms", "iec62056-21", "connode", "midori", "ennova", "json"]
@@ -104,6 +104,9 @@ class Meter(Model):
     id: LocalId
     group: ApiKey
     type: MeterType
+    #: the id the agent knows the meter by, when the protocol fixes it (M-Bus: the 16-hex-digit secondary
+    #: address; DLMS: the system title in hex); entities are still named after ``id``
+    device_id: LocalId | None = None
     protocol: MeterProtocol | None = None
     model: str | None = None
     phases: Literal[1, 3] | None = None

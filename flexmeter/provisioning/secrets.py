@@ -32,7 +32,7 @@ def resolve(reference: str, base: Path, environ: Mapping[str, str] | None = None
         path = path if path.is_absolute() else base / path
         try:
             stat = path.stat()
-            text = _read(path.resolve(), stat.st_mtime_ns, stat.st_size)
+            text = _read(path, stat.st_mtime_ns, stat.st_size)
         except OSError as exc:
             raise SecretError(f"cannot read key file {name}: {exc.strerror or exc}") from None
         if entry:

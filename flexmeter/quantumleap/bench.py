@@ -142,6 +142,7 @@ def _ingest(
         "notifications": acked,
         "errors": sum(errors),
         "seconds": elapsed,
+        "cpu": cpu,
         "rows_acknowledged": acked * per_notification,
         "rows_stored": stored,
     }
@@ -182,6 +183,7 @@ def run_bench(
     meters: int = 10_000,
     readings: int = 10,
     progress: bool = True,
+    threads: int = 8,
 ) -> dict[str, Any]:
     """Run every figure on one backend and return ``{"conditions": ..., "figures": ...}``."""
 
@@ -192,7 +194,7 @@ def run_bench(
     service = "bench" + uuid.uuid4().hex[:8]
     tmp = tempfile.TemporaryDirectory(prefix="fm-bench-ts-")
     db = Path(tmp.name) / "timeseries.db"
-    args = ["--postgres", dsn] if backend == "postgres" else ["--db", str(db)]
+    args = ["--threads", str(threads)] + (["--postgres", dsn] if backend == "postgres" else ["--db", str(db)])
     server = _Server(args)
     store = open_store(str(db), dsn if backend == "postgres" else None)
     conditions: dict[str, Any] = {
@@ -202,7 +204,7 @@ def run_bench(
         "database": (
             f"SQLite {sqlite3.sqlite_version} WAL synchronous=NORMAL" if backend == "sqlite" else _pg_version(store)
         ),
-        "server": "flexmeter timeseries in its own process, waitress 8 threads",
+        "server": f"flexmeter timeseries in its own process, waitress {threads} threads",
         "clients": "threads in the bench process, one keep-alive HTTP connection each (same 2-core machine)",
         "entity": "BenchMeter with TimeInstant + 3 Number attributes (one with metadata)",
         "ingest_seconds": duration,
@@ -221,6 +223,7 @@ def run_bench(
             "target": ">= 1000",
             "errors": single["errors"],
             "lost": single["rows_acknowledged"] - single["rows_stored"],
+            "server_cpu_ms_per_notification": round(1000 * single["cpu"] / max(1, single["notifications"]), 3),
         }
         say("100-entity notifications ...")
         batch = _ingest(server, service, 2, 100, duration, "b")
@@ -230,7 +233,10 @@ def run_bench(
             "target": ">= 20000",
             "errors": batch["errors"],
             "lost": batch["rows_acknowledged"] - batch["rows_stored"],
+            "server_cpu_us_per_row": round(1e6 * batch["cpu"] / max(1, batch["rows_acknowledged"]), 1),
         }
+        if year_rows <= 0 or meters <= 0:
+            return {"benchmark": "timeseries", "conditions": conditions, "figures": figures}
         say(f"loading {year_rows} rows for the year aggregation ...")
         began = time.monotonic()
         store.bulk_load(service, _year_rows("year", year_rows))
@@ -255,6 +261,7 @@ def run_bench(
             "target": "<= 1",
             "runs": [round(t, 3) for t in timings],
             "buckets": buckets,
+            "server_cpu_seconds": [round(c, 3) for c in cpus],
         }
         say(f"loading {meters} meters for lastN ...")
         store.bulk_load(service, _fleet_rows(meters, readings))

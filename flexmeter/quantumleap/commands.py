@@ -49,13 +49,22 @@ def bench_timeseries_command(
     ),
     duration: float = typer.Option(10.0, "--duration", help="Seconds per ingest figure."),
     year_rows: int = typer.Option(3_153_600, "--year-rows", help="Readings of the one-year meter (10 s)."),
-    meters: int = typer.Option(10_000, "--meters", help="Meters for the lastN=1 latency figure."),
+    meters: int = typer.Option(10_000, "--meters", help="Meters for the lastN=1 latency figure (0: ingest only)."),
+    threads: int = typer.Option(8, "--threads", help="HTTP worker threads of the benchmarked server."),
 ) -> None:
     """Ingest rate, aggregation time and lastN latency of the time-series service."""
     from flexmeter.quantumleap.bench import run_bench
 
     dsn = postgres or get_settings().postgres_dsn or "postgresql://postgres@127.0.0.1:5432/test"
-    report = run_bench(backend, dsn=dsn, duration=duration, year_rows=year_rows, meters=meters, progress=not as_json)
+    report = run_bench(
+        backend,
+        dsn=dsn,
+        duration=duration,
+        year_rows=year_rows,
+        meters=meters,
+        progress=not as_json,
+        threads=threads,
+    )
     if as_json:
         print(json.dumps(report))
     else:

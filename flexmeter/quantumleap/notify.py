@@ -36,19 +36,24 @@ def parse_notification(body: bytes) -> list[dict[str, Any]]:
     return data
 
 
-def _attributes(entity: dict[str, Any]) -> dict[str, tuple[str | None, Any]]:
+def _attributes(entity: dict[str, Any]) -> tuple[dict[str, tuple[str | None, Any]], bool]:
+    """attribute -> (NGSI type, value), and whether any attribute carries a value."""
     attrs: dict[str, tuple[str | None, Any]] = {}
+    has_value = False
     for name, attr in entity.items():
-        if name in ("id", "type"):
+        if name == "id" or name == "type":
             continue
-        if isinstance(attr, dict):
+        if type(attr) is dict:
             ngsi_type, value = attr.get("type"), attr.get("value")
             if ngsi_type is None and value is None:
                 continue  # QuantumLeap drops attributes with neither type nor value
-            attrs[name] = (ngsi_type if isinstance(ngsi_type, str) else None, value)
+            attrs[name] = (ngsi_type if type(ngsi_type) is str else None, value)
         else:
-            attrs[name] = (None, attr)  # keyValues notification
-    return attrs
+            value = attr
+            attrs[name] = (None, value)  # keyValues notification
+        if value is not None and value != "":
+            has_value = True
+    return attrs, has_value
 
 
 def to_rows(
@@ -68,8 +73,8 @@ def to_rows(
     rows = []
     empty = 0
     for position, entity in enumerate(entities):
-        attrs = _attributes(entity)
-        if not any(value is not None and value != "" for _, value in attrs.values()):
+        attrs, has_value = _attributes(entity)
+        if not has_value:
             empty += 1
             continue
         path = paths[position if len(paths) > 1 else 0] or "/"

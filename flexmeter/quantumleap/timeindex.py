@@ -60,7 +60,9 @@ def now_ms() -> int:
 
 def _attr_instant(entity: Mapping[str, Any], name: str) -> int | None:
     attr = entity.get(name)
-    value = attr.get("value") if isinstance(attr, Mapping) else attr
+    if attr is None:
+        return None
+    value = attr.get("value") if isinstance(attr, dict) else attr
     try:
         return parse_instant(value)
     except BadInstant:

@@ -35,6 +35,7 @@ class Ingestor:
         self.config = config
         self.last_seen: dict[tuple[str, str, str], float] = {}
         self.last_value: dict[tuple[str, str, str], float] = {}
+        self.topology_seen: dict[tuple[str, str], str] = {}
         self.out_times: dict[tuple[str, str], list[float]] = {}
         self.ok_times: dict[tuple[str, str], list[float]] = {}
         for tk, e, _q, t, v in store.query("SELECT tk, e, q, t, v FROM readings WHERE q LIKE 'supply:%'"):
@@ -45,30 +46,43 @@ class Ingestor:
         now = time.time()
         stats = {"entities": 0, "new": 0, "duplicates": 0, "topology": 0}
         dirty: set[tuple[str, str, float]] = set()
+        readings: list[Observation] = []
         with self.store.transaction() as conn:
             for entity in entities:
                 stats["entities"] += 1
                 observation = observe(entity, now)
-                if observation.links or observation.properties:
-                    self._topology(conn, tk, observation)
+                if (observation.links or observation.properties) and self._topology(conn, tk, observation):
                     stats["topology"] += 1
                 if observation.entity_type in TOPOLOGY_TYPES:
                     continue
                 if observation.breaker:
                     self._breaker(conn, tk, observation, now)
-                if not observation.values and not observation.supply:
+                if observation.entity_type == "Alert":  # an agent's last gasp: an outage of its source meter
+                    sources = observation.links.get("alertSource") or []
+                    if sources and observation.supply:
+                        self._supply(conn, tk, sources[0], observation.t, observation.supply, dirty)
                     continue
-                if self._readings(conn, tk, observation, now, dirty):
-                    stats["new"] += 1
-                else:
-                    stats["duplicates"] += 1
+                if observation.values or observation.supply:
+                    readings.append(observation)
+            new = self._new_observations(conn, tk, readings)
+            stats["new"] = len(new)
+            stats["duplicates"] = len(readings) - len(new)
+            self._store(conn, tk, new, now, dirty)
+            for observation in readings:
+                if observation.supply:
+                    self._supply(conn, tk, observation.entity_id, observation.t, observation.supply, dirty)
             if dirty:
                 conn.executemany("INSERT OR IGNORE INTO dirty VALUES (?, ?, ?, ?)",
                                  [(tk, kind, key, start) for kind, key, start in dirty])
         return stats
 
     # -- topology ---------------------------------------------------------------------------------------
-    def _topology(self, conn: sqlite3.Connection, tk: str, obs: Observation) -> None:
+    def _topology(self, conn: sqlite3.Connection, tk: str, obs: Observation) -> bool:
+        """Upsert the entity's relationships and properties, only when they changed (memoised)."""
+        signature = repr((obs.entity_type, obs.links, obs.properties))
+        if self.topology_seen.get((tk, obs.entity_id)) == signature:
+            return False
+        self.topology_seen[(tk, obs.entity_id)] = signature
         for rel, targets in obs.links.items():
             if rel == "alertSource":
                 continue
@@ -78,6 +92,7 @@ class Ingestor:
         props = dict(obs.properties, entityType=obs.entity_type)
         conn.executemany("INSERT OR REPLACE INTO props VALUES (?, ?, ?, ?)",
                          [(tk, obs.entity_id, name, json.dumps(value)) for name, value in props.items()])
+        return True
 
     def _breaker(self, conn: sqlite3.Connection, tk: str, obs: Observation, now: float) -> None:
         status = obs.breaker.get("breaker_status")
@@ -90,39 +105,53 @@ class Ingestor:
         )
 
     # -- readings ---------------------------------------------------------------------------------------
-    def _readings(self, conn: sqlite3.Connection, tk: str, obs: Observation, now: float,
-                  dirty: set[tuple[str, str, float]]) -> bool:
-        e, t = obs.entity_id, obs.t
-        if obs.entity_type == "Alert":  # an agent's last gasp: an outage observation of its source meter
-            sources = obs.links.get("alertSource") or []
-            if sources and obs.supply:
-                self._supply(conn, tk, sources[0], t, obs.supply, dirty)
-            return bool(sources)
-        new = conn.execute("INSERT OR IGNORE INTO readings VALUES (?, ?, '_', ?, 0)", (tk, e, t)).rowcount > 0
-        rows = [(tk, e, q, t, v) for q, v in obs.values.items()]
-        if rows:
-            before = conn.total_changes
-            conn.executemany("INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?)", rows)
-            changed = conn.total_changes > before
-        else:
-            changed = False
-        if not new and not changed and not obs.supply:
-            return False
-        if new:
-            day = local_date(t, self.config.timezone).isoformat()
-            conn.execute("INSERT INTO daily_counts VALUES (?, ?, ?, 1) ON CONFLICT (tk, e, day) DO UPDATE SET "
-                         "n = n + 1", (tk, e, day))
-            conn.execute(
-                "INSERT INTO meters VALUES (?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (tk, e) DO UPDATE SET "
-                "first_t = min(first_t, excluded.first_t), last_t = max(last_t, excluded.last_t), "
-                "last_wall = excluded.last_wall, n = n + 1, vector = coalesce(excluded.vector, vector)",
-                (tk, e, obs.entity_type, obs.vector, t, t, now),
-            )
-        if new or changed:
+    def _new_observations(self, conn: sqlite3.Connection, tk: str, readings: list[Observation]) -> list[Observation]:
+        """The observations whose (entity, time) is not stored yet (nor earlier in the same notification)."""
+        if not readings:
+            return []
+        low, high = min(o.t for o in readings), max(o.t for o in readings)
+        ids = sorted({o.entity_id for o in readings})
+        seen: set[tuple[str, float]] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            seen.update(conn.execute(f"SELECT e, t FROM readings WHERE tk=? AND q='_' AND t>=? AND t<=? AND e IN "
+                                     f"({marks})", (tk, low, high, *chunk)).fetchall())
+        new: list[Observation] = []
+        for observation in readings:
+            key = (observation.entity_id, observation.t)
+            if key not in seen and observation.values:
+                seen.add(key)
+                new.append(observation)
+        return new
+
+    def _store(self, conn: sqlite3.Connection, tk: str, new: list[Observation], now: float,
+               dirty: set[tuple[str, str, float]]) -> None:
+        if not new:
+            return
+        rows: list[tuple[str, str, str, float, float]] = []
+        counts: dict[tuple[str, str], int] = {}
+        meters: dict[str, list[Any]] = {}
+        for obs in new:
+            rows.append((tk, obs.entity_id, "_", obs.t, 0.0))
+            rows.extend((tk, obs.entity_id, q, obs.t, v) for q, v in obs.values.items())
+            day = local_date(obs.t, self.config.timezone).isoformat()
+            counts[(obs.entity_id, day)] = counts.get((obs.entity_id, day), 0) + 1
+            meter = meters.get(obs.entity_id)
+            if meter is None:
+                meters[obs.entity_id] = [tk, obs.entity_id, obs.entity_type, obs.vector, obs.t, obs.t, now, 1]
+            else:
+                meter[4], meter[5], meter[7] = min(meter[4], obs.t), max(meter[5], obs.t), meter[7] + 1
+                meter[3] = meter[3] or obs.vector
             self._mark(conn, tk, obs, dirty)
-        if obs.supply:
-            self._supply(conn, tk, e, t, obs.supply, dirty)
-        return new or changed
+        conn.executemany("INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?)", rows)
+        conn.executemany("INSERT INTO daily_counts VALUES (?, ?, ?, ?) ON CONFLICT (tk, e, day) DO UPDATE SET "
+                         "n = n + excluded.n", [(tk, e, day, n) for (e, day), n in counts.items()])
+        conn.executemany(
+            "INSERT INTO meters VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tk, e) DO UPDATE SET "
+            "first_t = min(first_t, excluded.first_t), last_t = max(last_t, excluded.last_t), "
+            "last_wall = excluded.last_wall, n = n + excluded.n, vector = coalesce(excluded.vector, vector)",
+            [tuple(m) for m in meters.values()])
 
     def _mark(self, conn: sqlite3.Connection, tk: str, obs: Observation, dirty: set[tuple[str, str, float]]) -> None:
         e, t, values, tz = obs.entity_id, obs.t, obs.values, self.config.timezone

@@ -46,6 +46,12 @@ QUANTITIES: dict[str, tuple[tuple[str, ...], dict[str, float]]] = {
     "w_flow": (("flow",), FLOW_M3H),
     "w_rev": (("backflowVolume",), VOLUME_L),
 }
+#: attribute name → (quantity, preference rank, unit factors): one dict lookup per notified attribute
+ATTRIBUTE_QUANTITY: dict[str, tuple[str, int, dict[str, float]]] = {
+    name: (quantity, rank, units)
+    for quantity, (names, units) in QUANTITIES.items()
+    for rank, name in enumerate(names)
+}
 #: the register quantity of each commodity (its profile), and the export register of electricity
 REGISTERS = {"electricity": "e_imp", "heat": "h_e", "water": "w_vol"}
 TOPOLOGY_RELATIONS = ("refSubstation", "refFeeder", "refBuilding", "refDevice", "refTargetDevice")
@@ -142,12 +148,24 @@ def vector_of(entity_type: str, values: Mapping[str, float]) -> str | None:
     return None
 
 
-def _active_power(entity: Mapping[str, Any], entity_type: str) -> float | None:
+#: the other attributes the service reads, by role
+ROLES: dict[str, str] = {
+    **{name: "link" for name in TOPOLOGY_RELATIONS},
+    **{name: "prop" for name in TOPOLOGY_PROPERTIES},
+    "totalActivePower": "power", "totalActivePowerImport": "power", "totalActivePowerExport": "power",
+    "breaker_status": "breaker", "breaker_info": "breaker",
+    "status": "status", "powerOutage": "flags", "phaseVoltage": "voltage",
+    "dateEnergyMeteringStarted": "origin",
+    "subCategory": "alert", "data": "alert", "alertSource": "alert",
+}
+
+
+def _active_power(powers: Mapping[str, Any], entity_type: str) -> float | None:
     """Signed active power in W (import positive), whatever way the meter splits it."""
 
     def watts(name: str) -> float | None:
-        attr = entity.get(name)
-        number = _number(_value(attr))
+        attr = powers.get(name)
+        number = _number(_value(attr)) if attr is not None else None
         if number is None:
             return None
         return number * POWER_W.get(_unit(attr) or "WTT", 1.0)
@@ -162,80 +180,97 @@ def _active_power(entity: Mapping[str, Any], entity_type: str) -> float | None:
 
 
 def observe(entity: Mapping[str, Any], now: float | None = None) -> Observation:
-    """The canonical observation of one normalized entity; raises InvalidNotification on a bad shape."""
+    """The canonical observation of one normalized entity (one pass over its attributes); raises
+    InvalidNotification on a bad shape."""
     entity_id = entity.get("id")
     entity_type = entity.get("type") or ""
     if not isinstance(entity_id, str) or not entity_id or not isinstance(entity_type, str):
         raise InvalidNotification("every entity in data needs a string id (and type)")
-    t = _time(entity)
     values: dict[str, float] = {}
-    for quantity, (names, units) in QUANTITIES.items():
-        for name in names:
-            attr = entity.get(name)
-            if attr is None:
+    ranks: dict[str, int] = {}
+    by_role: dict[str, Any] = {}
+    powers: dict[str, Any] = {}
+    links: dict[str, list[str]] = {}
+    properties: dict[str, Any] = {}
+    breaker: dict[str, str] = {}
+    for name, attr in entity.items():
+        mapped = ATTRIBUTE_QUANTITY.get(name)
+        if mapped is not None:
+            quantity, rank, units = mapped
+            if ranks.get(quantity, 99) < rank:
                 continue
             number = _number(_value(attr))
             if number is not None:
                 unit = _unit(attr)
                 values[quantity] = number * units.get(unit, 1.0) if unit else number
-                break
-    if entity_type in ("ACMeasurement", "ThreePhaseAcMeasurement") or "e_imp" in values:
-        power = _active_power(entity, entity_type)
+                ranks[quantity] = rank
+            continue
+        role = ROLES.get(name)
+        if role is None:
+            continue
+        if role == "power":
+            powers[name] = attr
+        elif role == "link":
+            refs = _refs(_value(attr))
+            if refs:
+                links[name] = refs
+        elif role == "prop":
+            value = _value(attr)
+            if value is not None:
+                properties[name] = value
+        elif role == "breaker":
+            value = _value(attr)
+            if isinstance(value, str):
+                breaker[name] = value
+        else:
+            by_role[name] = attr
+    if powers and (entity_type in ("ACMeasurement", "ThreePhaseAcMeasurement") or "e_imp" in values):
+        power = _active_power(powers, entity_type)
         if power is not None:
             values["p"] = power
+    t = _time(entity)
     observation = Observation(entity_id, entity_type, t if t is not None else (now or time.time()),
-                              vector_of(entity_type, values), values)
-    for relation in TOPOLOGY_RELATIONS:
-        refs = _refs(_value(entity.get(relation)))
-        if refs:
-            observation.links[relation] = refs
-    for name in TOPOLOGY_PROPERTIES:
-        value = _value(entity.get(name))
-        if value is not None:
-            observation.properties[name] = value
-    _supply(entity, entity_type, observation)
-    for name in ("breaker_status", "breaker_info"):
-        value = _value(entity.get(name))
-        if isinstance(value, str):
-            observation.breaker[name] = value
-    if entity.get("dateEnergyMeteringStarted") is not None:
-        started = _value(entity.get("dateEnergyMeteringStarted"))
+                              vector_of(entity_type, values), values, links=links, properties=properties,
+                              breaker=breaker)
+    if by_role:
+        _supply(by_role, entity_type, observation)
+        started = _value(by_role.get("dateEnergyMeteringStarted"))
         if isinstance(started, str):
             with contextlib.suppress(ValueError):
                 observation.values["_origin"] = parse_datetime(started).timestamp()
+    if entity_type != "Alert" and not observation.supply and observation.values:
+        observation.supply.append(("", False))
     return observation
 
 
-def _supply(entity: Mapping[str, Any], entity_type: str, observation: Observation) -> None:
+def _supply(attrs: Mapping[str, Any], entity_type: str, observation: Observation) -> None:
     """Supply status: last gasp / outage status, per-phase flags, phase voltages."""
     if entity_type == "Alert":
-        data = _value(entity.get("data"))
-        kind = _value(entity.get("subCategory")) or (data.get("event") if isinstance(data, dict) else None)
-        source = _value(entity.get("alertSource"))
+        data = _value(attrs.get("data"))
+        kind = _value(attrs.get("subCategory")) or (data.get("event") if isinstance(data, dict) else None)
+        source = _value(attrs.get("alertSource"))
         if kind == "powerOutage" and isinstance(source, str) and not isinstance(data, dict):
             # an agent's last-gasp Alert (the service's own area Alerts carry a data object)
             observation.links["alertSource"] = [source]
             observation.supply.append(("", True))
         return
-    status = _value(entity.get("status"))
+    status = _value(attrs.get("status"))
     if status == "powerOutage":
         observation.supply.append(("", True))
     elif status == "ok":
         observation.supply.append(("", False))
-    flags = _value(entity.get("powerOutage"))
+    flags = _value(attrs.get("powerOutage"))
     if isinstance(flags, dict):
         for phase in PHASES:
             if isinstance(flags.get(phase), bool):
                 observation.supply.append((phase, bool(flags[phase])))
-    voltages = _value(entity.get("phaseVoltage"))
+    voltages = _value(attrs.get("phaseVoltage"))
     if isinstance(voltages, dict) and not isinstance(flags, dict):
-        factor = 1000.0 if _unit(entity.get("phaseVoltage")) == "KVT" else 1.0
+        factor = 1000.0 if _unit(attrs.get("phaseVoltage")) == "KVT" else 1.0
         for phase in PHASES:
             volts = _number(voltages.get(phase))
             if volts is not None:
                 observation.supply.append((phase, volts * factor < OUTAGE_VOLTAGE))
-    if status is None and not observation.supply and observation.values:
-        observation.supply.append(("", False))
 
 
 def notification_entities(body: Any) -> list[Json]:

@@ -71,7 +71,8 @@ class Store:
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA cache_size=-65536")
+        self.db.execute("PRAGMA cache_size=-131072")
+        self.db.execute("PRAGMA wal_autocheckpoint=20000")
         self.db.executescript(SCHEMA)
         self.lock = threading.RLock()
 

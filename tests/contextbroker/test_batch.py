@@ -106,9 +106,7 @@ def test_replace_and_delete(ngsi: Ngsi) -> None:
 
 
 def test_bad_batches(ngsi: Ngsi) -> None:
-    assert_error(
-        ngsi.post("/v2/op/update", {"actionType": "explode", "entities": [meter(1, 1)]}), 400, "BadRequest"
-    )
+    assert_error(ngsi.post("/v2/op/update", {"actionType": "explode", "entities": [meter(1, 1)]}), 400, "BadRequest")
     assert_error(ngsi.post("/v2/op/update", {"entities": [meter(1, 1)]}), 400, "BadRequest")
     assert_error(ngsi.post("/v2/op/update", {"actionType": "append", "entities": []}), 400, "BadRequest")
     assert_error(ngsi.post("/v2/op/update", {"actionType": "append", "entities": "x"}), 400, "BadRequest")
@@ -143,3 +141,23 @@ def test_op_query(ngsi: Ngsi) -> None:
     everything = ngsi.post("/v2/op/query", {}, params={"limit": 1000}).json()
     assert len(everything) == 11
     assert_error(ngsi.post("/v2/op/query", {"entities": [{"idPattern": "("}]}), 400, "BadRequest")
+
+
+def test_op_notify_applies_a_notification(ngsi: Ngsi) -> None:
+    notification = {
+        "subscriptionId": "5f1e0a7b9c3d2e1f0a9b8c7d",
+        "data": [meter(1, 4.5), {"id": "B1", "type": "Building", "h": {"type": "Number", "value": 2}}],
+    }
+    response = ngsi.post("/v2/op/notify", notification)
+    assert response.status_code == 200, response.text
+    assert {e["id"]: e for e in key_values(ngsi)}["urn:ngsi-ld:Meter:001"]["power"] == 4.5
+    notification["data"] = [meter(1, 5.5)]
+    assert ngsi.post("/v2/op/notify", notification).status_code == 200
+    assert ngsi.get("/v2/entities/urn:ngsi-ld:Meter:001").json()["power"]["value"] == 5.5
+    assert_error(ngsi.post("/v2/op/notify", {"data": []}), 400, "BadRequest", "/subscriptionId/ must be a JSON String")
+    assert_error(
+        ngsi.post("/v2/op/notify", {"subscriptionId": "x", "data": {}}),
+        400,
+        "BadRequest",
+        "/data/ must be a JSON Array",
+    )

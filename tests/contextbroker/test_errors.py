@@ -164,6 +164,7 @@ def test_bad_query_parameters(ngsi: Ngsi) -> None:
     for params in (
         {"limit": "-1"},
         {"limit": "abc"},
+        {"limit": "\u00b9"},
         {"offset": "-3"},
         {"options": "bogus"},
         {"idPattern": "(unclosed"},

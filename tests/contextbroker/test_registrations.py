@@ -84,16 +84,12 @@ def test_crud(ngsi: Ngsi) -> None:
     assert listed.headers["Fiware-Total-Count"] == "1"
     assert [r["id"] for r in listed.json()] == [reg_id]
     assert ngsi.delete(location).status_code == 204
-    assert_error(
-        ngsi.get(location), 404, "NotFound", "The requested registration has not been found. Check id"
-    )
+    assert_error(ngsi.get(location), 404, "NotFound", "The requested registration has not been found. Check id")
     assert ngsi.get("/v2/registrations").json() == []
 
 
 def test_invalid_registrations(ngsi: Ngsi) -> None:
-    assert_error(
-        ngsi.post("/v2/registrations", {"provider": {"http": {"url": "http://x"}}}), 400, "BadRequest"
-    )
+    assert_error(ngsi.post("/v2/registrations", {"provider": {"http": {"url": "http://x"}}}), 400, "BadRequest")
     bad_url = registration("ftp://x", ["a"])
     assert_error(ngsi.post("/v2/registrations", bad_url), 400, "BadRequest")
     bad_mode = registration("http://x", ["a"], mode="sometimes")
@@ -116,7 +112,10 @@ def test_update_of_registered_attribute_is_forwarded(ngsi: Ngsi, provider: Provi
     assert body["entities"] == [
         {"id": "Dev1", "type": "Device", "reset": {"type": "command", "value": "now", "metadata": {}}}
     ]
-    local = ngsi.get("/v2/entities/Dev1", params={"options": "keyValues", "skipForwarding": "true"}).json()
+    queries = len(provider.queries)
+    local = ngsi.get("/v2/entities/Dev1", params={"options": "keyValues,skipForwarding"}).json()
+    assert len(provider.queries) == queries  # skipForwarding: the provider is not asked
+    assert "battery" not in local
     assert local["reset_status"] == "PENDING"  # the unregistered attribute is stored locally
     batch = {
         "actionType": "update",
@@ -147,3 +146,18 @@ def test_query_of_registered_attribute_is_forwarded(ngsi: Ngsi, provider: Provid
     # a query-only registration never receives updates
     ngsi.patch("/v2/entities/Dev1/attrs", {"name": {"value": "x"}})
     assert provider.updates == []
+
+
+def test_registrations_are_scoped_by_service_path(ngsi: Ngsi, provider: Provider) -> None:
+    turin = {"Fiware-ServicePath": "/turin"}
+    malmo = {"Fiware-ServicePath": "/malmo"}
+    assert ngsi.post("/v2/registrations", registration(provider.url, ["reset"]), headers=turin).status_code == 201
+    ngsi.create({"id": "Dev1", "type": "Device"}, headers=malmo)
+    ngsi.create({"id": "Dev1", "type": "Device"}, headers=turin)
+    assert ngsi.patch("/v2/entities/Dev1/attrs", {"reset": {"value": 1}}, headers=malmo).status_code == 422
+    assert provider.updates == []
+    assert ngsi.patch("/v2/entities/Dev1/attrs", {"reset": {"value": 1}}, headers=turin).status_code == 204
+    assert len(provider.updates) == 1
+    assert provider.updates[0][0]["Fiware-Servicepath"] == "/turin"
+    assert len(ngsi.get("/v2/registrations", headers=malmo).json()) == 0
+    assert len(ngsi.get("/v2/registrations", headers=turin).json()) == 1

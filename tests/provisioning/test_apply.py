@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
-from flexmeter.provisioning import apply, delete, open_session, plan
-from tests.provisioning.conftest import REPO, Stack, headers, run_cli
+from flexmeter.provisioning import apply, open_session
+from flexmeter.provisioning.pilots import apply_pilots
+from tests.provisioning.conftest import Stack, headers, run_cli
 from tests.provisioning.inventories import KEY_VALUE, small_inventory
 
 
@@ -54,22 +53,24 @@ def test_apply_twice_second_is_a_no_op(stack: Stack, service: str, tmp_path: Pat
         assert sum("commands of" in s.get("description", "") for s in subs) == 3
 
 
-@pytest.mark.parametrize("name", ["turin", "malmo"])
-def test_pilot_examples_apply_and_reapply(stack: Stack, service: str, name: str) -> None:
-    path = REPO / "examples" / f"{name}.yaml"
-    session = open_session(path, stack.target(service))
-    try:
-        assert all(check.ok for check in session.checks), session.checks
-        _, report = apply(session)
+def test_pilot_examples_apply_and_reapply(stack: Stack) -> None:
+    """examples/turin.yaml and examples/malmo.yaml, as `flexmeter up` applies them (tenants iren and eon)."""
+    first = apply_pilots(stack.ngsi_url, stack.iota_url, stack.ql_url)
+    for report in first:
         assert report.ok, [o.as_json() for o in report.outcomes if o.status != "applied"]
-        again = plan(session)
-        assert not again.pending, [c.as_json() for c in again.pending]
-    finally:
-        session.close()
+    turin, malmo = (r.summary() for r in first)
+    assert turin["device"]["created"] == 16 and malmo["device"]["created"] == 13
+    assert turin["group"]["created"] == 6 and malmo["group"]["created"] == 5
+    for report in apply_pilots(stack.ngsi_url, stack.iota_url, stack.ql_url):
+        assert report.ok and not report.outcomes, [o.as_json() for o in report.outcomes]
     with stack.iota() as iota:
-        path_of = {"turin": "/turin/water", "malmo": "/malmo/lv"}[name]
-        count, _ = iota.list_devices(headers=headers(service, path_of))
-        assert count == {"turin": 6, "malmo": 6}[name]
+        assert iota.list_devices(headers=headers("iren", "/turin/water"))[0] == 6  # from the CSV
+        assert iota.list_devices(headers=headers("eon", "/malmo/lv"))[0] == 6
+    with stack.ngsi() as ngsi:
+        echelon = ngsi.get_entity("urn:ngsi-ld:Device:MA-ECH-01", headers=headers("eon", "/malmo/substation1"))
+        assert echelon["refSubstation"]["value"] == "urn:ngsi-ld:Substation:SS-MA-01"
+        substation = ngsi.get_entity("urn:ngsi-ld:Substation:SS-MA-01", headers=headers("eon", "/malmo/assets"))
+        assert substation["refDevice"]["value"] == ["urn:ngsi-ld:Device:MA-ECH-01"]
 
 
 def test_delete_removes_what_apply_created(stack: Stack, service: str, tmp_path: Path) -> None:

@@ -73,6 +73,12 @@ def test_missing_template_value_is_reported(tmp_path: Path) -> None:
     assert any(at == 12 and "no value for ${SERVICE_URL}" in why for _, at, why in found), found
 
 
+def test_a_bad_service_option_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "inv.yaml").write_text(GOOD)
+    with pytest.raises(InventoryError, match="'Bad-Tenant' is not a valid Fiware-Service"):
+        load_inventory(tmp_path / "inv.yaml", service="Bad-Tenant")
+
+
 def test_bad_csv_rows_name_the_csv_line(tmp_path: Path) -> None:
     text = GOOD.replace("    meters:", "    meter_files:\n      - {file: m.csv, defaults: {group: k1}}\n    meters:")
     csv = ('id,type,building,location.latitude,location.longitude\n'

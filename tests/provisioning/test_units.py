@@ -20,7 +20,7 @@ def test_line_of_follows_keys_and_items(tmp_path: Path) -> None:
     document = load_yaml(path)
     assert line_of(document, ("a", "b", 1, "d")) == 5
     assert line_of(document, ("a", "b", 0)) == 3
-    assert line_of(document, ("a", "b", 7, "x")) == 2  # the deepest known
+    assert line_of(document, ("a", "b", 7, "x")) == 3  # the deepest known: where b's list starts
 
 
 def test_key_references_resolve_without_showing_values(tmp_path: Path) -> None:

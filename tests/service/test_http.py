@@ -115,16 +115,19 @@ def test_breaker_command_through_the_broker(broker_process: FlexmeterProcess, tm
         assert requests.post(url, json={"action": "disconnect"}, headers=tenant_headers, timeout=10).status_code == 401
         bad = requests.post(url, json={"action": "explode"}, headers=auth, timeout=10)
         assert bad.status_code == 400
-        sent = requests.post(url, json={"action": "disconnect", "entityType": "ACMeasurement"}, headers=auth, timeout=10)
+        command = {"action": "disconnect", "entityType": "ACMeasurement"}
+        sent = requests.post(url, json=command, headers=auth, timeout=10)
         assert sent.status_code == 202, sent.text
         assert sent.json()["status"] == "PENDING" and sent.json()["requestedBy"].startswith("alice@token:")
         assert client.get_entity(meter, headers=headers)["breaker"]["value"] == "disconnect"
         # the agent executes it and reports back through the broker
-        client.append_attrs(meter, {"breaker_status": {"type": "commandStatus", "value": "OK"},
-                                    "breaker_info": {"type": "commandResult", "value": "disconnected"}}, headers=headers)
+        reply = {"breaker_status": {"type": "commandStatus", "value": "OK"},
+                 "breaker_info": {"type": "commandResult", "value": "disconnected"}}
+        client.append_attrs(meter, reply, headers=headers)
         status = requests.get(url, headers=auth, timeout=10).json()
         assert status["broker"]["breaker_status"] == "OK"
-        assert [(a["action"], a["status"], a["info"]) for a in status["audit"]] == [("disconnect", "OK", "disconnected")]
+        audit = [(a["action"], a["status"], a["info"]) for a in status["audit"]]
+        assert audit == [("disconnect", "OK", "disconnected")]
         missing = requests.post(f"{service.url}/v1/meters/urn:ngsi-ld:ACMeasurement:nope/breaker",
                                 json={"action": "connect", "entityType": "ACMeasurement"}, headers=auth, timeout=10)
         assert missing.status_code == 404

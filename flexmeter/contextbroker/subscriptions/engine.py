@@ -8,7 +8,6 @@ SQLite file (see :mod:`store`).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -68,8 +67,7 @@ class _TenantIndex:
     def __init__(self, subs: list[Subscription]) -> None:
         by_signature: dict[str, list[Subscription]] = {}
         for sub in subs:
-            signature = json.dumps([sub.service_path, sub.definition["subject"]], sort_keys=True)
-            by_signature.setdefault(signature, []).append(sub)
+            by_signature.setdefault(sub.signature, []).append(sub)
         self.by_id: dict[str, list[_Group]] = {}
         self.others: list[_Group] = []
         for members in by_signature.values():

@@ -7,6 +7,7 @@ subscription's lock, and is flushed to SQLite by the engine.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from dataclasses import dataclass, field
@@ -102,6 +103,7 @@ class Subscription:
     exact_ids: frozenset[str] | None = None
     notify_on_metadata_change: bool = True
     _paths: list[str] = field(default_factory=list, repr=False)
+    signature: str = ""
 
     def __post_init__(self) -> None:
         self.compile()
@@ -111,6 +113,8 @@ class Subscription:
         subject = self.definition["subject"]
         self.selectors = [_Selector(spec) for spec in subject["entities"]]
         self._paths = [self.service_path]
+        # equal signatures match the same changes (the engine matches such subscriptions once)
+        self.signature = json.dumps([self.service_path, subject], sort_keys=True)
         cond = subject.get("condition") or {}
         expression = cond.get("expression")
         compiled = compile_expression(expression) if expression else None

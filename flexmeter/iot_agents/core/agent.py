@@ -91,6 +91,7 @@ class Agent:
                                     default_family=default, publish=self._publish, wake=self.forwarder.wake,
                                     timeout=config.command_timeout, token=config.ngsi_token)
         self.pipeline.reply_handler = self.commands.on_reply
+        self.pipeline.families = {f.name: f for f in self.families}
         self.pipeline.resolver.on_autoprovision = self.commands.device_changed
         self.hooks = NorthHooks()
         self.hooks.device_changed = self.commands.device_changed
@@ -106,7 +107,8 @@ class Agent:
     def _status(self) -> dict[str, object]:
         return {"mqtt": None if self.mqtt is None else self.mqtt.connected.is_set(),
                 "amqp": None if self.amqp is None else self.amqp.connected.is_set(),
-                "pipeline": self.pipeline.pending(), "backoff": self.forwarder.backoff}
+                "pipeline": self.pipeline.pending(), "inbox": self.outbox.inbox_depth(),
+                "backoff": self.forwarder.backoff}
 
     def _publish(self, topic: str, payload: bytes) -> None:
         if self.mqtt is None:

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from flexmeter.iot_agents.core.errors import DecodeError
@@ -85,9 +86,13 @@ class Route:
     def amqp_binding(self) -> str:
         return re.sub(r"\{[^}/]+\}", "*", self.pattern).replace("/", ".")
 
+    @cached_property
+    def _levels(self) -> list[str]:
+        return self.pattern.split("/")
+
     def match(self, topic: str) -> dict[str, str] | None:
         """The placeholders' values if ``topic`` (``/``-separated) matches, else None."""
-        want = self.pattern.split("/")
+        want = self._levels
         have = topic.split("/")
         if len(want) != len(have):
             return None

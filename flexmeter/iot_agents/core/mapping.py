@@ -137,6 +137,10 @@ class _Plan:
     by_key: dict[str, Json]
     computed: list[Json]
     statics: list[Json]
+    service: str = ""
+    service_path: str = "/"
+    simple: bool = False
+    """No expression, other entity or component anywhere: the fast path needs no JEXL context."""
 
 
 class Mapper:
@@ -153,10 +157,12 @@ class Mapper:
             return plan
         explicit = view.get("explicitAttrs", False)
         by_key, computed = _index(view.attribute_table(family, model))
+        simple = not computed and not any(
+            a.get("expression") or a.get("entity_name") or a.get("component") for a in by_key.values())
         plan = _Plan(view.device, view.group, view.entity_type(family, model), view.entity_id(family, model),
                      view.get("timezone"), view.get("timestamp", True) is not False, explicit,
                      set(explicit) if isinstance(explicit, list) else None, by_key, computed,
-                     view.static_attributes())
+                     view.static_attributes(), view.service, view.service_path, simple)
         if len(self._plans) > 100_000:
             self._plans.clear()
         self._plans[key] = plan
@@ -168,6 +174,8 @@ class Mapper:
         entity_type, entity_id = plan.entity_type, plan.entity_id
         observed = to_utc(reading.observed_at, plan.timezone, view.device_id, received_at)
         stamp = iso(observed)
+        if plan.simple:
+            return self._map_simple(reading, plan, stamp)
         with_time = plan.with_time
         explicit, explicit_names = plan.explicit, plan.explicit_names
         by_key, computed = plan.by_key, plan.computed
@@ -256,6 +264,45 @@ class Mapper:
             if with_time:
                 update.attrs["TimeInstant"] = {"type": "DateTime", "value": stamp}
         return [u for u in updates if u.attrs]
+
+    @staticmethod
+    def _map_simple(reading: Reading, plan: _Plan, stamp: str) -> list[EntityUpdate]:
+        """The common case (plain object_id -> name/type/metadata), without closures or JEXL context."""
+        attrs: Json = {}
+        time_meta = {"type": "DateTime", "value": stamp}
+        explicit, explicit_names = plan.explicit, plan.explicit_names
+        units = reading.units
+        for key, value in reading.values.items():
+            if value is None or key in ("id", "type", "TimeInstant"):
+                continue
+            attr = plan.by_key.get(key)
+            if attr is None:
+                if explicit is True or explicit_names is not None:
+                    continue
+                name, attr_type, metadata = key, "Text", {}
+            else:
+                name = str(attr["name"])
+                if explicit_names is not None and name not in explicit_names and key not in explicit_names:
+                    continue
+                attr_type = str(attr.get("type") or _json_type(value))
+                metadata = dict(attr["metadata"]) if attr.get("metadata") else {}
+                value = _coerce(value, attr_type)
+            unit = units.get(key) if units else None
+            if unit and "unitCode" not in metadata:
+                metadata["unitCode"] = {"type": "Text", "value": unit}
+            if plan.with_time:
+                metadata["TimeInstant"] = time_meta
+            attrs[name] = {"type": attr_type, "value": value, "metadata": metadata}
+        if not attrs:
+            return []
+        for static in plan.statics:
+            entry: Json = {"type": static.get("type", "Text"), "value": static.get("value")}
+            if static.get("metadata"):
+                entry["metadata"] = static["metadata"]
+            attrs.setdefault(static["name"], entry)
+        if plan.with_time:
+            attrs["TimeInstant"] = time_meta
+        return [EntityUpdate(plan.service, plan.service_path, plan.entity_id, plan.entity_type, attrs)]
 
     def _entity_name(self, expression: str, context: Json) -> str:
         try:

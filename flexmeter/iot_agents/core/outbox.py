@@ -58,6 +58,19 @@ class NewRow:
 
 
 @dataclass(frozen=True)
+class InboxRow:
+    """A raw message as a transport received it, persisted before the transport acknowledges it."""
+
+    family: str
+    transport: str
+    pattern: str
+    params: dict[str, str]
+    payload: bytes
+    content_type: str | None
+    received: float
+
+
+@dataclass(frozen=True)
 class NewDeadLetter:
     family: str
     error: str
@@ -84,6 +97,10 @@ class Outbox:
                 id INTEGER PRIMARY KEY AUTOINCREMENT, service TEXT NOT NULL, service_path TEXT NOT NULL,
                 entity TEXT NOT NULL, family TEXT NOT NULL, received REAL NOT NULL,
                 attempts INTEGER NOT NULL DEFAULT 0);
+            CREATE TABLE IF NOT EXISTS inbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, family TEXT NOT NULL, transport TEXT NOT NULL,
+                pattern TEXT NOT NULL, params TEXT NOT NULL, payload BLOB NOT NULL, content_type TEXT,
+                received REAL NOT NULL);
             CREATE TABLE IF NOT EXISTS dead_letters (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, family TEXT NOT NULL, error TEXT NOT NULL,
                 reason TEXT NOT NULL, raw BLOB NOT NULL, context TEXT NOT NULL);
@@ -116,15 +133,58 @@ class Outbox:
         db = self._conn()
         db.execute("BEGIN IMMEDIATE")
         try:
-            if rows:
-                db.executemany("INSERT INTO outbox (service, service_path, entity, family, received) VALUES "
-                               "(?, ?, ?, ?, ?)",
-                               [(r.service, r.service_path, r.entity, r.family, r.received) for r in rows])
-            if dead:
-                now = time.time()
-                db.executemany("INSERT INTO dead_letters (at, family, error, reason, raw, context) VALUES "
-                               "(?, ?, ?, ?, ?, ?)",
-                               [(now, d.family, d.error, d.reason, d.raw, json.dumps(d.context)) for d in dead])
+            self._insert(db, rows, dead)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, rows: Sequence[NewRow], dead: Sequence[NewDeadLetter]) -> None:
+        if rows:
+            db.executemany("INSERT INTO outbox (service, service_path, entity, family, received) VALUES "
+                           "(?, ?, ?, ?, ?)",
+                           [(r.service, r.service_path, r.entity, r.family, r.received) for r in rows])
+        if dead:
+            now = time.time()
+            db.executemany("INSERT INTO dead_letters (at, family, error, reason, raw, context) VALUES "
+                           "(?, ?, ?, ?, ?, ?)",
+                           [(now, d.family, d.error, d.reason, d.raw, json.dumps(d.context)) for d in dead])
+
+    # -- inbox: raw messages persisted before the ack, decoded afterwards ----------------------------------
+    def put_inbox(self, items: Sequence[InboxRow]) -> None:
+        if not items:
+            return
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO inbox (family, transport, pattern, params, payload, content_type, received) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(i.family, i.transport, i.pattern, json.dumps(i.params), i.payload, i.content_type,
+                             i.received) for i in items])
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def take_inbox(self, limit: int) -> list[tuple[int, InboxRow]]:
+        rows = self._conn().execute(
+            "SELECT id, family, transport, pattern, params, payload, content_type, received FROM inbox "
+            "ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [(r[0], InboxRow(r[1], r[2], r[3], json.loads(r[4]), bytes(r[5]), r[6], r[7])) for r in rows]
+
+    def inbox_depth(self) -> int:
+        return int(self._conn().execute("SELECT COUNT(*) FROM inbox").fetchone()[0])
+
+    def move_processed(self, inbox_ids: Sequence[int], rows: Sequence[NewRow],
+                       dead: Sequence[NewDeadLetter]) -> None:
+        """Inbox messages -> their outbox updates and dead letters, atomically."""
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._insert(db, rows, dead)
+            if inbox_ids:
+                db.execute("DELETE FROM inbox WHERE id BETWEEN ? AND ?", (min(inbox_ids), max(inbox_ids)))
         except BaseException:
             db.execute("ROLLBACK")
             raise

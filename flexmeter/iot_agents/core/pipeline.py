@@ -1,8 +1,12 @@
-"""Ingest: decode, find the device, map, persist in the outbox (one transaction per batch), then acknowledge.
+"""Ingest: persist, acknowledge, then decode, find the device, map, and move to the outbox.
 
-Transports only enqueue an :class:`Inbound`; one worker thread takes whatever has arrived (up to
-``max_batch`` messages), so the commit cost is shared and an MQTT/AMQP ack or an HTTP 2xx leaves only
-once the reading is durable. Every rejection becomes a dead letter with its reason and raw payload.
+Transports only enqueue an :class:`Inbound`; the ingest thread takes whatever has arrived (up to
+``max_batch`` messages). MQTT/AMQP messages are written raw to the durable inbox in one transaction and
+acknowledged right after it, so the MQTT broker's in-flight window never waits for decoding (a lagging
+agent otherwise makes Mosquitto drop QoS 1 messages beyond ``max_queued_messages``). The processor thread
+decodes and maps inbox messages and moves them atomically to the outbox (or the dead letters). HTTP
+requests, which must answer with the outcome, are decoded and mapped at once and answered after the
+commit. Every rejection becomes a dead letter with its reason and raw payload.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from flexmeter.iot_agents.core.errors import (
     DeviceGroupNotFound,
     DeviceNotFound,
@@ -26,11 +32,19 @@ from flexmeter.iot_agents.core.errors import (
 from flexmeter.iot_agents.core.family import CommandReply, Decoded, Family, Message, Reading
 from flexmeter.iot_agents.core.mapping import DeviceView, EntityUpdate, Mapper
 from flexmeter.iot_agents.core.metrics import AgentMetrics
-from flexmeter.iot_agents.core.outbox import NewDeadLetter, NewRow, Outbox
+from flexmeter.iot_agents.core.outbox import InboxRow, NewDeadLetter, NewRow, Outbox
 from flexmeter.iot_agents.core.registry import Registry, internal_config
 from flexmeter.iot_agents.core.timeutil import to_utc
 
 log = logging.getLogger(__name__)
+
+
+def entity_json(entity: dict[str, Any]) -> str:
+    """Compact JSON text of an entity (orjson; the stdlib for what orjson refuses, e.g. huge integers)."""
+    try:
+        return orjson.dumps(entity).decode()
+    except TypeError:
+        return json.dumps(entity, separators=(",", ":"))
 
 
 @dataclass
@@ -103,23 +117,33 @@ class Pipeline:
         self.max_batch = max_batch
         self.reply_handler: ReplyHandler | None = None
         self.secrets_lookup = secrets_lookup or registry.secrets_by_device_id
+        self.families: dict[str, Family] = {}
         self._queue: queue.Queue[Inbound | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="iota-pipeline", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="iota-ingest", daemon=True)
+        self._processor = threading.Thread(target=self._run_inbox, name="iota-processor", daemon=True)
+        self._inbox_wake = threading.Event()
         self._stopped = threading.Event()
 
     def start(self) -> None:
         self._thread.start()
+        self._processor.start()
+        self._inbox_wake.set()  # whatever a previous run persisted but did not process
 
     def stop(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=10)
+        self._stopped.set()
+        self._inbox_wake.set()
+        self._processor.join(timeout=10)
 
     def submit(self, item: Inbound) -> None:
-        self.metrics.received.inc(family=item.family.name)
         self._queue.put(item)
 
     def pending(self) -> int:
         return self._queue.qsize()
+
+    def idle(self) -> bool:
+        return self._queue.empty() and self.outbox.inbox_depth() == 0
 
     # -- worker --------------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -140,6 +164,83 @@ class Pipeline:
             self._process(batch)
 
     def _process(self, batch: list[Inbound]) -> None:
+        counts: dict[str, int] = {}
+        for item in batch:
+            counts[item.family.name] = counts.get(item.family.name, 0) + 1
+        for name, count in counts.items():
+            self.metrics.received.inc(count, family=name)
+        deferred = [item for item in batch if item.done is None and item.family.name in self.families]
+        if deferred:
+            self._persist_raw(deferred)
+        if len(deferred) < len(batch):
+            self._process_now([item for item in batch if not (item.done is None and item.family.name in self.families)])
+
+    def _persist_raw(self, items: list[Inbound]) -> None:
+        raw = [InboxRow(i.family.name, i.message.route.transport, i.message.route.pattern, dict(i.message.params),
+                        i.message.payload, i.message.content_type, i.received_at) for i in items]
+        while True:
+            try:
+                self.outbox.put_inbox(raw)
+                break
+            except Exception:
+                log.exception("cannot write the inbox; retrying in 1 s")
+                time.sleep(1)
+        for item in items:
+            if item.ack is not None:
+                try:
+                    item.ack()
+                except Exception:
+                    log.exception("ack failed")
+        self._inbox_wake.set()
+
+    def _run_inbox(self) -> None:
+        while not self._stopped.is_set():
+            self._inbox_wake.wait(timeout=1.0)
+            self._inbox_wake.clear()
+            try:
+                while not self._stopped.is_set() and self._drain_inbox():
+                    pass
+            except Exception:
+                log.exception("inbox processing failed; retrying in 1 s")
+                self._stopped.wait(1)
+
+    def _drain_inbox(self, limit: int = 500) -> bool:
+        """Process one batch of inbox messages; False when the inbox is empty."""
+        taken = self.outbox.take_inbox(limit)
+        if not taken:
+            return False
+        rows: list[NewRow] = []
+        dead: list[NewDeadLetter] = []
+        dead_families: list[str] = []
+        for _, raw in taken:
+            family = self.families.get(raw.family)
+            route = next((r for r in family.routes if r.transport == raw.transport and r.pattern == raw.pattern),
+                         None) if family else None
+            if family is None or route is None:
+                dead.append(NewDeadLetter(raw.family, "UNKNOWN_ROUTE", f"no family/route {raw.family} "
+                                          f"{raw.transport} {raw.pattern} in this agent", raw.payload,
+                                          {"params": raw.params}))
+                dead_families.append(raw.family)
+                continue
+            item = Inbound(family, Message(route, raw.payload, raw.params, raw.content_type),
+                           received_at=raw.received)
+            try:
+                rows.extend(self.process_one(item))
+            except IotAgentError as exc:
+                dead.append(self._dead(item, exc.name, exc.message))
+                dead_families.append(family.name)
+            except Exception as exc:
+                log.exception("unexpected error processing a %s message", family.name)
+                dead.append(self._dead(item, "INTERNAL_ERROR", f"internal error: {type(exc).__name__}: {exc}"))
+                dead_families.append(family.name)
+        self.outbox.move_processed([i for i, _ in taken], rows, dead)
+        for name in dead_families:
+            self.metrics.dead_lettered.inc(family=name)
+        if rows:
+            self.on_persisted()
+        return len(taken) == limit
+
+    def _process_now(self, batch: list[Inbound]) -> None:
         rows: list[NewRow] = []
         dead: list[NewDeadLetter] = []
         outcomes: list[Outcome] = []
@@ -205,8 +306,8 @@ class Pipeline:
                 updates.extend(self.mapper.map(entry, view, family, received_at))
             elif self.reply_handler is not None:
                 updates.extend(self.reply_handler(view, entry, received_at))
-        return [NewRow(u.service, u.service_path, json.dumps(u.entity(), separators=(",", ":")), family.name,
-                       item.received_at) for u in updates]
+        return [NewRow(u.service, u.service_path, entity_json(u.entity()), family.name, item.received_at)
+                for u in updates]
 
     @staticmethod
     def _oldest_first(decoded: list[Decoded], received_at: datetime) -> list[Decoded]:

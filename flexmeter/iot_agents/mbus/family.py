@@ -220,7 +220,7 @@ class MbusFamily(Family):
                 tel = decode_mbus(frame.data, key=key) if frame.kind == "mbus" else decode_wmbus(frame.data, key=key)
         except MbusDecodeError as exc:
             raise DecodeError(f"{where}: {type(exc).__name__} at byte {exc.offset} ({exc.rule}): {exc}") from exc
-        if tel.ci is None or not tel.records and tel.access_number is None:
+        if tel.ci is None or (not tel.records and tel.access_number is None):
             raise DecodeError(f"{where}: not a data frame (an ACK or a short/control frame carries no readings)")
         return DecodedFrame(frame, tel, secondary_address(tel))
 

@@ -11,6 +11,7 @@ provisioned devices with their groups), and ``stop()`` before ``Agent.stop()``.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,9 @@ class AgentContext:
         return self.agent.metrics.registry
 
     def submit(self, family: Family, message: Message) -> None:
-        self.agent.pipeline.submit(Inbound(family, message))
+        """Into the pipeline at once (a ``done`` callback: not via the raw inbox, whose replay looks the route
+        up among the family's transport routes, which a family-internal message is not on)."""
+        self.agent.pipeline.submit(Inbound(family, message, done=lambda outcome: None))
 
     def devices(self) -> list[tuple[Json, Json | None]]:
         registry = self.agent.registry
@@ -73,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mqtt-url", default="mqtt://127.0.0.1:1883")
     parser.add_argument("--data-dir", type=Path, required=True)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sys.setswitchinterval(0.0005)
     config = AgentConfig(families=args.families, ngsi_url=args.ngsi_url, data_dir=args.data_dir, host=args.host,
                          north_port=args.north_port, south_port=args.south_port,

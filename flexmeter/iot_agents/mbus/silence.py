@@ -22,7 +22,8 @@ from flexmeter.iot_agents.core.registry import internal_config
 
 Json = dict[str, Any]
 DEFAULT_FACTOR = 3.0
-_ISO_DURATION = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+_NUM = r"(\d+(?:\.\d+)?)"
+_ISO_DURATION = re.compile(rf"^P(?:{_NUM}D)?(?:T(?:{_NUM}H)?(?:{_NUM}M)?(?:{_NUM}S)?)?$")
 
 
 def parse_interval(value: Any) -> float | None:

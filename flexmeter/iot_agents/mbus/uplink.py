@@ -74,10 +74,7 @@ def _frame_bytes(entry: Any, where: str) -> bytes:
     else:
         raise DecodeError(f"{where}: a frame is a hex string or an object with 'hex' (or 'b64')")
     try:
-        if encoding == "hex":
-            data = bytes.fromhex("".join(text.split()))
-        else:
-            data = base64.b64decode(text, validate=True)
+        data = bytes.fromhex("".join(text.split())) if encoding == "hex" else base64.b64decode(text, validate=True)
     except (ValueError, binascii.Error) as exc:
         raise DecodeError(f"{where}: not valid {encoding}: {exc}") from None
     if not data:

@@ -16,7 +16,8 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from math import isfinite
 from typing import Any
@@ -33,6 +34,11 @@ ENTITY_ID, ENTITY_TYPE, TIME_INDEX = "entity_id", "entity_type", "time_index"
 SERVICE_PATH, ORIGINAL, INSTANCE_ID = "fiware_servicepath", "__original_ngsi_entity__", "instanceid"
 RESERVED = frozenset({ENTITY_ID, ENTITY_TYPE, TIME_INDEX, SERVICE_PATH, ORIGINAL, INSTANCE_ID})
 TENANT_PREFIX, TYPE_PREFIX = "mt", "et"
+MAX_BUCKET_SCANS = 200_000
+"""Above this many (bucket x attribute) index scans per entity, one GROUP BY pass is cheaper."""
+MAX_ENTITIES_PER_BUCKET_PLAN = 64
+SCAN_THREADS = 2
+"""Bucket scans of one aggregation are split over this many connections (drivers release the GIL)."""
 METADATA_TTL = 1.0
 """Seconds a tenant's table list is trusted before a query re-reads it (tables made by other processes)."""
 _SERVICE_RE = re.compile(r"^[A-Za-z0-9_]{1,50}$")
@@ -106,6 +112,7 @@ class Store(ABC):
         self._tables: dict[tuple[str, str], TableInfo] = {}
         self._loaded_services: dict[str, float] = {}
         self._schema_lock = threading.RLock()
+        self._scan_pool = ThreadPoolExecutor(max_workers=SCAN_THREADS, thread_name_prefix="ts-scan")
 
     # -- backend hooks -------------------------------------------------------------------------------------
     @abstractmethod
@@ -170,8 +177,17 @@ class Store(ABC):
     def bucket_sql(self, period: str) -> str:
         """An SQL expression over ``time_index`` giving the period's start (as stored)."""
 
-    def close(self) -> None:  # noqa: B027 - a store without connections has nothing to release
-        """Release connections."""
+    def close(self) -> None:
+        """Release connections (subclasses call this first)."""
+        self._scan_pool.shutdown(wait=True)
+
+    @abstractmethod
+    def spans_cte(self) -> str:
+        """``WITH b(s, lo, hi) AS (...)`` over the bound bucket list (bucket start, scan from, scan to)."""
+
+    @abstractmethod
+    def spans_params(self, spans: list[tuple[int, int, int]]) -> list[Any]:
+        """The parameters :meth:`spans_cte` binds."""
 
     def healthy(self) -> bool:
         try:
@@ -415,7 +431,66 @@ class Store(ABC):
         return sorted(grouped.values(), key=lambda s: (s.entity_type, s.entity_id))
 
     def _aggregate(self, info: TableInfo, columns: list[Column], q: Query) -> list[Series]:
-        """GROUP BY entity (and period bucket); backends may override with a faster plan."""
+        """Per-entity aggregation; with a period, one index range scan per bucket.
+
+        Neither SQLite (no hash aggregation) nor PostgreSQL (it cannot tell how many groups an expression
+        makes, so it sorts every row) groups millions of rows by a time bucket quickly; scanning each bucket
+        as its own ``(entity_id, time_index)`` range reads the rows once, in index order, on two connections.
+        """
+        if not q.aggr_period or q.geo is not None:
+            return self._group_by_aggregate(info, columns, q)
+        table = self.table_sql(info.service, info.entity_type.lower())
+        conds, params = self._where(q)
+        if q.entity_ids:
+            ids = list(dict.fromkeys(q.entity_ids))
+        else:
+            ids = [
+                r[0] for r in self._read(f"SELECT DISTINCT {ENTITY_ID} FROM {table}{self._where_sql(conds)}", params)
+            ]
+        if len(ids) > MAX_ENTITIES_PER_BUCKET_PLAN:
+            return self._group_by_aggregate(info, columns, q)
+        method = (q.aggr_method or "count").upper()
+        result = []
+        for entity_id in ids:
+            one = replace(q, entity_ids=[entity_id])
+            time_conds, time_params = self._where(one, time_only=True)
+            first = f"SELECT {TIME_INDEX} FROM {table}{self._where_sql(time_conds)} ORDER BY {TIME_INDEX}"
+            bounds = self._read(f"SELECT ({first} LIMIT 1), ({first} DESC LIMIT 1)", time_params * 2)[0]
+            if bounds[0] is None:
+                continue
+            lo, hi = self.time_value(bounds[0]), self.time_value(bounds[1])
+            if timeindex.bucket_count(lo, hi, q.aggr_period) * len(columns) > MAX_BUCKET_SCANS:
+                result += self._group_by_aggregate(info, columns, one)
+                continue
+            # The date range is applied to each bucket's bounds, not as SQL conditions, so that the index is
+            # ranged on the bucket and not on the whole period.
+            spans = [
+                (start, max(start, lo), min(end, hi + 1)) for start, end in timeindex.buckets(lo, hi, q.aggr_period)
+            ]
+            conds, params = self._where(replace(one, from_ms=None, to_ms=None))
+            inner = " AND ".join([*conds, f"{TIME_INDEX} >= b.lo", f"{TIME_INDEX} < b.hi"])
+            subs = [f"(SELECT {method}({self.quote(c.name)}) FROM {table} WHERE {inner})" for c in columns]
+            sql = f"{self.spans_cte()}SELECT b.s, {', '.join(subs)} FROM b"
+            parts = [spans[i::SCAN_THREADS] for i in range(SCAN_THREADS)] if len(spans) >= 256 else [spans]
+            bound = params * len(columns)
+            chunks = self._scan_pool.map(
+                lambda part, sql=sql, bound=bound: self._read(sql, [*self.spans_params(part), *bound]), parts
+            )
+            rows = sorted((self.time_value(r[0]), *r[1:]) for chunk in chunks for r in chunk)
+            series = Series(entity_id, info.entity_type, [], {c.attr: [] for c in columns})
+            for record in rows:
+                values = record[1:]
+                if all(v is None or (method == "COUNT" and v == 0) for v in values):
+                    continue
+                series.index.append(int(record[0]))
+                for column, value in zip(columns, values, strict=True):
+                    series.values[column.attr].append(self.aggregate_value(method.lower(), column, value))
+            if series.index:
+                result.append(series)
+        return result
+
+    def _group_by_aggregate(self, info: TableInfo, columns: list[Column], q: Query) -> list[Series]:
+        """One GROUP BY entity (and period bucket) pass: many entities, or buckets too many to scan one by one."""
         method = q.aggr_method or "count"
         aggs = [f"{method.upper()}({self.quote(c.name)})" for c in columns]
         conds, params = self._where(q)

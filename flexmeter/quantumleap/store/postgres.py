@@ -86,7 +86,7 @@ class PostgresStore(Store):
             min_size=min_size,
             max_size=max_size,
             open=True,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "options": "-c jit=off"},
             name="flexmeter-timeseries",
         )
         self.pool.wait(timeout=30)
@@ -97,7 +97,14 @@ class PostgresStore(Store):
             )
 
     def close(self) -> None:
+        super().close()
         self.pool.close()
+
+    def spans_cte(self) -> str:
+        return "WITH b(s, lo, hi) AS (SELECT * FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[])) "
+
+    def spans_params(self, spans: list[tuple[int, int, int]]) -> list[Any]:
+        return [[_to_datetime(span[i]) for span in spans] for i in range(3)]
 
     # -- naming and dialect -----------------------------------------------------------------------------
     @staticmethod

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import re
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from flexmeter.quantumleap import timeindex
 from flexmeter.quantumleap.columns import BOOLEAN, DATETIME, FLOAT, INTEGER, JSON, TEXT
 from flexmeter.quantumleap.errors import StoreError
-from flexmeter.quantumleap.model import Query, Series
 from flexmeter.quantumleap.store.base import (
     ENTITY_ID,
     ENTITY_TYPE,
@@ -36,6 +33,7 @@ from flexmeter.quantumleap.store.base import (
     TableInfo,
 )
 
+log = logging.getLogger(__name__)
 _SQL_TYPES = {
     FLOAT: "REAL",
     INTEGER: "INTEGER",
@@ -52,17 +50,24 @@ _PERIOD_SQL = {
     "month": f"CAST(strftime('%s', {TIME_INDEX} / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000",
     "year": f"CAST(strftime('%s', {TIME_INDEX} / 1000, 'unixepoch', 'start of year') AS INTEGER) * 1000",
 }
-MAX_BUCKET_SCANS = 200_000
-"""Above this many (bucket x attribute) scans per entity, a GROUP BY pass is cheaper."""
-MAX_ENTITIES_PER_BUCKET_PLAN = 64
-SCAN_THREADS = 2
-"""Bucket scans of one aggregation are split over this many reader connections (sqlite3 releases the GIL)."""
+CHECKPOINT_SECONDS = 1.0
 SEQ = "seq"
 """Third part of the primary key: rows are clustered by (entity_id, time_index), duplicates allowed."""
 
 
 def _regexp(pattern: str, value: Any) -> bool:
     return value is not None and re.search(pattern, str(value)) is not None
+
+
+class _Pending:
+    """One notification's batches waiting for a group commit."""
+
+    __slots__ = ("batches", "done", "error")
+
+    def __init__(self, batches: list[tuple[str, list[str], list[list[Any]]]]) -> None:
+        self.batches = batches
+        self.done = False
+        self.error: StoreError | None = None
 
 
 class SqliteStore(Store):
@@ -76,14 +81,21 @@ class SqliteStore(Store):
         self.synchronous = synchronous
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._pending_lock = threading.Lock()
+        self._pending: list[_Pending] = []
         self._writer = self._connect()
+        # Checkpoints run on a background thread, not inside the commit of whichever notification crosses
+        # the WAL threshold: a notification's latency is its own transaction only.
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="ts-checkpoint", daemon=True)
+        self._checkpointer.start()
         self._writer.execute(
             "CREATE TABLE IF NOT EXISTS md_ets_metadata (table_name TEXT PRIMARY KEY, service TEXT NOT NULL, "
             "entity_type TEXT NOT NULL, entity_attrs TEXT NOT NULL)"
         )
         self._readers: list[sqlite3.Connection] = []
         self._seq = itertools.count(time.time_ns())
-        self._scan_pool = ThreadPoolExecutor(max_workers=SCAN_THREADS, thread_name_prefix="ts-scan")
         self._readers_lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
@@ -104,13 +116,30 @@ class SqliteStore(Store):
                 self._readers.append(conn)
         return conn
 
+    def _checkpoint_loop(self) -> None:
+        conn = self._connect()
+        try:
+            while not self._stop.wait(CHECKPOINT_SECONDS):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    log.exception("WAL checkpoint failed (will retry)")
+        finally:
+            conn.close()
+
     def close(self) -> None:
-        self._scan_pool.shutdown(wait=True)
+        self._stop.set()
+        self._checkpointer.join(timeout=10)
+        super().close()
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
         with self._write_lock:
+            try:
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                log.warning("final WAL checkpoint failed; the WAL is replayed on next open")
             self._writer.close()
 
     # -- naming and dialect -----------------------------------------------------------------------------
@@ -162,7 +191,8 @@ class SqliteStore(Store):
                 self._writer.execute(
                     "INSERT INTO md_ets_metadata (table_name, service, entity_type, entity_attrs) "
                     "VALUES (?,?,?,?) "
-                    "ON CONFLICT (table_name) DO UPDATE SET entity_attrs = json_patch(entity_attrs, excluded.entity_attrs)",
+                    "ON CONFLICT (table_name) DO UPDATE SET "
+                    "entity_attrs = json_patch(entity_attrs, excluded.entity_attrs)",
                     [
                         self.table_key(info.service, info.entity_type.lower()),
                         info.service,
@@ -186,22 +216,50 @@ class SqliteStore(Store):
 
     # -- io ---------------------------------------------------------------------------------------------
     def _write(self, batches: list[tuple[str, list[str], list[list[Any]]]]) -> None:
+        """Group commit: notifications that arrive while another commits are committed together.
+
+        Each notification is its own SAVEPOINT inside the group's transaction, so one that fails is rolled
+        back alone; the caller returns only after the COMMIT that contains its rows.
+        """
+        slot = _Pending(batches)
+        with self._pending_lock:
+            self._pending.append(slot)
         with self._write_lock:
-            try:
-                self._writer.execute("BEGIN")
-                for table, names, rows in batches:
-                    for row in rows:
-                        row.append(next(self._seq))
-                    self._writer.executemany(
-                        f"INSERT INTO {table} ({', '.join(self.quote(n) for n in names)}, {SEQ}) "
-                        f"VALUES ({', '.join('?' * (len(names) + 1))})",
-                        rows,
-                    )
-                self._writer.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._writer.in_transaction:
-                    self._writer.execute("ROLLBACK")
-                raise StoreError(f"insert failed, nothing written: {exc}") from exc
+            if not slot.done:
+                with self._pending_lock:
+                    group, self._pending = self._pending, []
+                self._commit_group(group)
+        if slot.error is not None:
+            raise slot.error
+
+    def _commit_group(self, group: list[_Pending]) -> None:
+        writer = self._writer
+        try:
+            writer.execute("BEGIN")
+            for slot in group:
+                writer.execute("SAVEPOINT notification")
+                try:
+                    for table, names, rows in slot.batches:
+                        for row in rows:
+                            row.append(next(self._seq))
+                        writer.executemany(
+                            f"INSERT INTO {table} ({', '.join(self.quote(n) for n in names)}, {SEQ}) "
+                            f"VALUES ({', '.join('?' * (len(names) + 1))})",
+                            rows,
+                        )
+                except sqlite3.Error as exc:
+                    writer.execute("ROLLBACK TO notification")
+                    slot.error = StoreError(f"insert failed, nothing written: {exc}")
+                writer.execute("RELEASE notification")
+            writer.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if writer.in_transaction:
+                writer.execute("ROLLBACK")
+            for slot in group:
+                slot.error = slot.error or StoreError(f"commit failed, nothing written: {exc}")
+        finally:
+            for slot in group:
+                slot.done = True
 
     def _execute_write(self, statements: list[tuple[str, Sequence[Any]]]) -> int:
         count = 0
@@ -223,61 +281,9 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             raise StoreError(f"query failed: {exc}") from exc
 
-    # -- fast period aggregation ----------------------------------------------------------------------
-    def _aggregate(self, info: TableInfo, columns: list[Column], q: Query) -> list[Series]:
-        if not q.aggr_period or q.geo is not None:
-            return super()._aggregate(info, columns, q)
-        table = self.table_sql(info.service, info.entity_type.lower())
-        conds, params = self._where(q)
-        if q.entity_ids:
-            ids = list(dict.fromkeys(q.entity_ids))
-        else:
-            ids = [
-                r[0] for r in self._read(f"SELECT DISTINCT {ENTITY_ID} FROM {table}{self._where_sql(conds)}", params)
-            ]
-        if len(ids) > MAX_ENTITIES_PER_BUCKET_PLAN:
-            return super()._aggregate(info, columns, q)
-        method = (q.aggr_method or "count").upper()
-        result = []
-        for entity_id in ids:
-            one = replace(q, entity_ids=[entity_id])
-            time_conds, time_params = self._where(one, time_only=True)
-            first = f"SELECT {TIME_INDEX} FROM {table}{self._where_sql(time_conds)} ORDER BY {TIME_INDEX}"
-            lo, hi = self._read(f"SELECT ({first} LIMIT 1), ({first} DESC LIMIT 1)", time_params * 2)[0]
-            if lo is None:
-                continue
-            if timeindex.bucket_count(lo, hi, q.aggr_period) * len(columns) > MAX_BUCKET_SCANS:
-                result += super()._aggregate(info, columns, one)
-                continue
-            # Each bucket is its own index range [lo, hi): the date range is applied to the bounds here, not
-            # as SQL conditions, so that SQLite ranges the index on the bucket and not on the whole period.
-            spans = [
-                (start, max(start, lo), min(end, hi + 1)) for start, end in timeindex.buckets(lo, hi, q.aggr_period)
-            ]
-            conds, params = self._where(replace(one, from_ms=None, to_ms=None))
-            inner = " AND ".join([*conds, f"{TIME_INDEX} >= b.lo", f"{TIME_INDEX} < b.hi"])
-            subs = [f"(SELECT {method}({self.quote(c.name)}) FROM {table} WHERE {inner})" for c in columns]
-            sql = (
-                "WITH b(s, lo, hi) AS (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)) "
-                f"SELECT b.s, {', '.join(subs)} FROM b"
-            )
-            parts = [spans[i::SCAN_THREADS] for i in range(SCAN_THREADS)] if len(spans) >= 256 else [spans]
-            rows = sorted(
-                record
-                for chunk in self._scan_pool.map(
-                    lambda part, sql=sql, bound=params * len(columns): self._read(sql, [json.dumps(part), *bound]),
-                    parts,
-                )
-                for record in chunk
-            )
-            series = Series(entity_id, info.entity_type, [], {c.attr: [] for c in columns})
-            for record in rows:
-                values = record[1:]
-                if all(v is None or (method == "COUNT" and v == 0) for v in values):
-                    continue
-                series.index.append(int(record[0]))
-                for column, value in zip(columns, values, strict=True):
-                    series.values[column.attr].append(self.aggregate_value(method.lower(), column, value))
-            if series.index:
-                result.append(series)
-        return result
+    # -- period aggregation: bucket list as a CTE ----------------------------------------------------------
+    def spans_cte(self) -> str:
+        return "WITH b(s, lo, hi) AS (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)) "
+
+    def spans_params(self, spans: list[tuple[int, int, int]]) -> list[Any]:
+        return [json.dumps(spans)]

@@ -1,0 +1,217 @@
+"""The simulated fleet: which meters exist, where they hang in the topology, and their identities and keys.
+
+A fleet always comes from an inventory (the provisioning schema, ``flexmeter.provisioning``), so the ids,
+apikeys, addresses and keys the simulator sends are the ones provisioned: either a file the utility wrote
+(``examples/turin.yaml``) or one generated here at any scale (:mod:`.generate`) and written out for
+``flexmeter provision apply``. ``fleet_from_inventory`` is the only place that turns inventory items into
+simulated meters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from flexmeter.provisioning.inventory import LoadedInventory, load_inventory
+from flexmeter.provisioning.schema import Group, Meter, Tenant
+from flexmeter.provisioning.secrets import resolve
+from flexmeter.simulator.errors import FleetError
+
+Role = Literal["heat_mbus", "water_wmbus", "elec_dlms", "substation_dlms", "nialm", "ennova",
+               "e350", "pv", "echelon", "heat_connode"]
+ROLES: tuple[Role, ...] = ("heat_mbus", "water_wmbus", "elec_dlms", "substation_dlms", "nialm", "ennova",
+                           "e350", "pv", "echelon", "heat_connode")
+INTERVALS: dict[Role, int] = {
+    "heat_mbus": 300, "water_wmbus": 300, "elec_dlms": 15, "substation_dlms": 1, "nialm": 1, "ennova": 60,
+    "e350": 10, "pv": 10, "echelon": 10, "heat_connode": 10,
+}
+"""Seconds between two readings of a meter of each role (docs/simulator.md)."""
+
+METERS_PER_CONCENTRATOR = 50
+"""Turin: buildings heard by one IREN concentrator (its uplink carries their frames)."""
+METERS_PER_GATEWAY = 100
+"""Malmö: meters behind one Connode gateway."""
+
+
+def stable_int(*parts: object) -> int:
+    """A 64-bit integer from the parts, the same on every run and machine (Python's ``hash`` is salted)."""
+    text = "|".join(str(p) for p in parts).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
+@dataclass
+class SimMeter:
+    """One simulated meter, with what its frames need (identity, keys) and where it sits."""
+
+    id: str
+    role: Role
+    pilot: str
+    service: str
+    service_path: str
+    apikey: str
+    gateway: str
+    building: str | None = None
+    feeder: str | None = None
+    substation: str | None = None
+    serial: str | None = None
+    manufacturer: str | None = None
+    system_title: bytes | None = None
+    keys: dict[str, bytes] = field(default_factory=dict)
+    contracted_kw: Decimal | None = None
+    customers: int = 1
+    phase: int = 0
+    """Offset (s) of this meter's readings within its interval: meters do not all speak at once."""
+
+    @property
+    def interval(self) -> int:
+        return INTERVALS[self.role]
+
+
+@dataclass
+class Fleet:
+    """The meters of one or several pilots, and the substation → customer meters topology."""
+
+    meters: list[SimMeter] = field(default_factory=list)
+    substation_customers: dict[str, list[str]] = field(default_factory=dict)
+    substation_meter: dict[str, str] = field(default_factory=dict)
+    timezones: dict[str, str] = field(default_factory=dict)
+
+    def by_role(self, role: Role) -> list[SimMeter]:
+        return [m for m in self.meters if m.role == role]
+
+    def get(self, meter_id: str) -> SimMeter:
+        for meter in self.meters:
+            if meter.id == meter_id:
+                return meter
+        raise KeyError(meter_id)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for meter in self.meters:
+            out[meter.role] = out.get(meter.role, 0) + 1
+        return out
+
+    def extend(self, other: Fleet) -> None:
+        seen = {m.id for m in self.meters}
+        clash = [m.id for m in other.meters if m.id in seen]
+        if clash:
+            raise FleetError(f"meter ids in two inventories: {', '.join(clash[:5])}")
+        self.meters.extend(other.meters)
+        self.substation_customers.update(other.substation_customers)
+        self.substation_meter.update(other.substation_meter)
+        self.timezones.update(other.timezones)
+
+
+def _role(meter: Meter, group: Group) -> Role:
+    protocol = meter.protocol or group.protocol
+    model = (meter.model or "").upper()
+    if protocol == "mbus":
+        return "heat_mbus"
+    if protocol == "wmbus":
+        return "water_wmbus"
+    if protocol == "dlms":
+        return "substation_dlms" if meter.phases == 3 or meter.building is None else "elec_dlms"
+    if protocol == "midori":
+        return "nialm"
+    if protocol == "ennova":
+        return "ennova"
+    if protocol == "connode":
+        if model == "ECHELON":
+            return "echelon"
+        if model == "DH" or meter.type == "heat":
+            return "heat_connode"
+        if group.service_path and "pv" in group.service_path or meter.id.upper().startswith(("MA-PV", "PV")):
+            return "pv"
+        return "e350"
+    raise FleetError(f"meter {meter.id}: the simulator has no model for protocol {protocol!r}")
+
+
+def _key(meter: Meter, loaded: LoadedInventory, *names: str) -> bytes | None:
+    for name in names:
+        ref = meter.keys.get(name)
+        if ref:
+            try:
+                return bytes.fromhex(resolve(ref, loaded.base))
+            except ValueError:
+                raise FleetError(f"meter {meter.id}: key {name} is not hex") from None
+    return None
+
+
+def _gateway(role: Role, apikey: str, ordinal: int) -> str:
+    if role in ("heat_mbus", "water_wmbus"):
+        return f"IREN-CONC-{ordinal // METERS_PER_CONCENTRATOR + 1:03d}"
+    if role in ("elec_dlms", "substation_dlms"):
+        return f"STI-{ordinal // METERS_PER_CONCENTRATOR + 1:03d}"
+    if role in ("e350", "pv", "echelon", "heat_connode"):
+        return f"CN-{apikey}-{ordinal // METERS_PER_GATEWAY + 1:02d}"
+    return apikey
+
+
+def fleet_from_tenant(tenant: Tenant, loaded: LoadedInventory, pilot: str) -> Fleet:
+    """The simulated meters of one tenant of a valid inventory."""
+    groups = {g.apikey: g for g in tenant.groups}
+    buildings = {b.id: b for b in tenant.buildings}
+    feeders = {f.id: f for f in tenant.feeders}
+    service = tenant.service or pilot
+    fleet = Fleet(timezones={pilot: tenant.timezone or "UTC"})
+    ordinals: dict[str, int] = {}
+    for item in tenant.meters:
+        group = groups[item.group]
+        role = _role(item, group)
+        ordinal = ordinals.get(role, 0)
+        ordinals[role] = ordinal + 1
+        building = buildings.get(item.building) if item.building else None
+        feeder = item.feeder or (building.feeder if building else None)
+        substation = item.substation or (building.substation if building else None)
+        if substation is None and feeder is not None and feeder in feeders:
+            substation = feeders[feeder].substation
+        address = item.address
+        serial = str(address.get("secondary") or item.serial or "") or None
+        title = address.get("system_title")
+        meter = SimMeter(
+            id=item.id, role=role, pilot=pilot, service=service,
+            service_path=group.service_path or tenant.default_service_path or "/",
+            apikey=group.apikey, gateway=_gateway(role, group.apikey, ordinal), building=item.building,
+            feeder=feeder, substation=substation, serial=serial, manufacturer=item.manufacturer,
+            system_title=bytes.fromhex(str(title)) if title else None,
+            contracted_kw=building.contracted_heat_power if building else None,
+            customers=(building.customers_count or 1) if building else 1,
+        )
+        if role == "water_wmbus":
+            key = _key(item, loaded, "aes_key", "wmbus_key", "key")
+            if key is None:
+                raise FleetError(f"meter {item.id}: a wM-Bus water meter needs keys.aes_key (OMS mode 5)")
+            meter.keys["aes"] = key
+        if role in ("elec_dlms", "substation_dlms"):
+            guek = _key(item, loaded, "guek", "dlms_guek")
+            gak = _key(item, loaded, "gak", "dlms_gak")
+            if guek is None or meter.system_title is None:
+                raise FleetError(f"meter {item.id}: a DLMS meter needs keys.guek and address.system_title")
+            meter.keys["guek"] = guek
+            meter.keys["gak"] = gak or guek
+        if role in ("heat_mbus", "water_wmbus") and not (serial and serial.isdigit() and len(serial) <= 8):
+            raise FleetError(f"meter {item.id}: an M-Bus meter needs address.secondary (up to 8 digits)")
+        meter.phase = stable_int(pilot, item.id, "phase") % meter.interval
+        fleet.meters.append(meter)
+        if role in ("substation_dlms", "echelon") and substation:
+            fleet.substation_meter[substation] = item.id
+    for meter in fleet.meters:
+        if meter.substation and meter.role in ("elec_dlms", "e350", "pv"):
+            fleet.substation_customers.setdefault(meter.substation, []).append(meter.id)
+    return fleet
+
+
+def pilot_of(service: str) -> str:
+    return {"iren": "turin", "eon": "malmo"}.get(service, service)
+
+
+def load_fleet(path: Path | str) -> Fleet:
+    """The fleet of an inventory file (every tenant in it)."""
+    loaded = load_inventory(path)
+    fleet = Fleet()
+    for tenant in loaded.inventory.tenants:
+        fleet.extend(fleet_from_tenant(tenant, loaded, pilot_of(tenant.service or "")))
+    return fleet

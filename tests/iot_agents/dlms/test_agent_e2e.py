@@ -1,0 +1,104 @@
+"""`flexmeter agent dlms` end to end: a GGC-encrypted push over the real Mosquitto -> ACMeasurement with the
+meter's values and time; the replayed push dead-lettered; P1 and substation pushes over the south HTTP port."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import requests
+
+from tests.iot_agents.core.conftest import (
+    AgentFactory,
+    agent_factory,
+    get_entity,
+    provision,
+    publish_all,
+    south_url,
+    tenant,
+    wait_for,
+)
+from tests.iot_agents.dlms.test_agent_family import (
+    AK,
+    EK,
+    P1_LINES,
+    T0,
+    TITLE_HEX,
+    ggc,
+    push,
+    substation_body,
+    user_body,
+)
+from tests.support.processes import FlexmeterProcess
+
+__all__ = ["agent_factory", "tenant"]
+
+
+def dead_letters(north: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    response = requests.get(f"{north}/iot/deadletters", headers=headers, timeout=5)
+    response.raise_for_status()
+    return list(response.json()["deadLetters"])
+
+
+def test_ggc_push_over_mqtt_lands_at_1hz_and_a_replay_is_dead_lettered(
+        agent_factory: AgentFactory, module_broker: FlexmeterProcess, mqtt_url: str, tenant: dict[str, str]) -> None:
+    ngsi = module_broker.url
+    agent = agent_factory(ngsi, "dlms", mqtt_url=mqtt_url)
+    key = f"d{uuid.uuid4().hex[:8]}"
+    provision(agent.url, tenant, [{"apikey": key, "resource": "/iot/dlms"}],
+              [{"device_id": TITLE_HEX, "protocol": "dlms", "timezone": "Europe/Rome",
+                "internal_attributes": {"dlms_guek": EK.hex(), "dlms_gak": AK.hex()}}])
+    topic = f"dlms/{key}/conc-01/push"
+    publish_all(mqtt_url, [(topic, ggc(101))])
+    entity_id = f"ACMeasurement:{TITLE_HEX}"
+    meter = wait_for(lambda: get_entity(ngsi, tenant, entity_id))
+    assert meter["type"] == "ACMeasurement"
+    assert meter["totalActiveEnergyImport"]["value"] == 12345.678
+    assert meter["totalActiveEnergyImport"]["metadata"]["unitCode"]["value"] == "KWH"
+    assert meter["totalActivePower"]["value"] == 1500
+    assert meter["phaseVoltage"]["value"] == {"L": 230.1}
+    assert meter["phaseType"]["value"] == "singlePhase"
+    assert meter["TimeInstant"]["value"] == "2026-11-27T09:00:00.000Z"  # 10:00 CET, the meter's own time
+
+    # the same bytes again (a replay), then the next second's push: one dead letter, the new reading lands
+    publish_all(mqtt_url, [(topic, ggc(101)),
+                           (topic, ggc(102, user_body(power_w=1777), at=T0 + timedelta(seconds=1)))])
+    wait_for(lambda: get_entity(ngsi, tenant, entity_id)["TimeInstant"]["value"] == "2026-11-27T09:00:01.000Z")
+    assert get_entity(ngsi, tenant, entity_id)["totalActivePower"]["value"] == 1757  # type: ignore[index]
+    letters = wait_for(lambda: dead_letters(agent.url, tenant))
+    (letter,) = [d for d in letters if d["family"] == "dlms"]
+    assert letter["error"] == "REPLAYED_FRAME" and "101 <= 101" in letter["reason"]
+    assert letter["raw"] == {"hex": ggc(101).hex()} or bytes.fromhex(letter["raw"]["hex"]) == ggc(101)
+    assert EK.hex() not in requests.get(f"{agent.url}/iot/devices/{TITLE_HEX}", headers=tenant, timeout=5).text
+
+
+def test_p1_readout_and_substation_push_over_http(
+        agent_factory: AgentFactory, module_broker: FlexmeterProcess, tenant: dict[str, str]) -> None:
+    from flexmeter.iot_agents.dlms.iec62056_21 import build_p1_telegram
+
+    ngsi = module_broker.url
+    agent = agent_factory(ngsi, "dlms")
+    south = south_url(agent)
+    key = f"h{uuid.uuid4().hex[:8]}"
+    provision(agent.url, tenant, [{"apikey": key, "resource": "/iot/dlms"}])
+    telegram = build_p1_telegram("ISK5\\2M550T-1012", P1_LINES)
+    response = requests.post(f"{south}/iot/dlms", params={"k": key, "i": "P1-HOUSE-7"}, data=telegram,
+                             headers={"Content-Type": "text/plain"}, timeout=10)
+    assert response.status_code == 200, response.text
+    house = wait_for(lambda: get_entity(ngsi, tenant, "ACMeasurement:P1-HOUSE-7"))
+    assert house["totalActiveEnergyImport"]["value"] == 1334.568
+    assert house["totalActivePower"]["value"] == 1193
+    assert house["TimeInstant"]["value"] == "2026-11-27T09:00:00.000Z"
+
+    # a substation's plain push as hex text: ThreePhaseAcMeasurement, named by its logical device name
+    response = requests.post(f"{south}/iot/dlms", params={"k": key}, data=push(substation_body()).hex(),
+                             timeout=10)
+    assert response.status_code == 200, response.text
+    substation = wait_for(lambda: get_entity(ngsi, tenant, "ThreePhaseAcMeasurement:SUB-TO-0042"))
+    assert substation["totalActivePower"]["value"] == 117000
+    assert substation["phaseVoltage"]["value"] == {"L1": 230.1, "L2": 229.8, "L3": 230.4}
+
+    bad = requests.post(f"{south}/iot/dlms", params={"k": key}, data=telegram[:-3] + b"\r\n", timeout=10)
+    assert bad.status_code == 400 and bad.json()["name"] == "WRONG_SYNTAX"
+    assert "IEC 62056-21" in bad.json()["message"]
