@@ -55,6 +55,7 @@ COMMAND_MODULES: list[str] = [
     "flexmeter.service.commands",
     "flexmeter.provisioning.commands",
     "flexmeter.iot_agents.mbus.gateway_commands",
+    "flexmeter.simulator.commands",
 ]
 
 

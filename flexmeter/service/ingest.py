@@ -12,7 +12,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flexmeter.service.config import ServiceConfig
@@ -38,7 +38,8 @@ class Ingestor:
         self.topology_seen: dict[tuple[str, str], str] = {}
         self.out_times: dict[tuple[str, str], list[float]] = {}
         self.ok_times: dict[tuple[str, str], list[float]] = {}
-        for tk, e, _q, t, v in store.query("SELECT tk, e, q, t, v FROM readings WHERE q LIKE 'supply:%'"):
+        for tk, e, t, v in store.query("SELECT tk, e, t, v FROM readings JOIN series USING (s) "
+                                       "WHERE q LIKE 'supply:%'"):
             (self.out_times if v else self.ok_times).setdefault((tk, e), []).append(float(t))
 
     def ingest(self, tk: str, entities: Iterable[Json]) -> dict[str, int]:
@@ -110,16 +111,16 @@ class Ingestor:
         if not readings:
             return []
         low, high = min(o.t for o in readings), max(o.t for o in readings)
-        ids = sorted({o.entity_id for o in readings})
-        seen: set[tuple[str, float]] = set()
+        ids = sorted({s for s in (self.store.sid(tk, o.entity_id) for o in readings) if s is not None})
+        seen: set[tuple[int, float]] = set()
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             marks = ",".join("?" * len(chunk))
-            seen.update(conn.execute(f"SELECT e, t FROM readings WHERE tk=? AND q='_' AND t>=? AND t<=? AND e IN "
-                                     f"({marks})", (tk, low, high, *chunk)).fetchall())
+            seen.update(conn.execute(f"SELECT s, t FROM readings WHERE s IN ({marks}) AND q='_' AND t>=? AND t<=?",
+                                     (*chunk, low, high)).fetchall())
         new: list[Observation] = []
         for observation in readings:
-            key = (observation.entity_id, observation.t)
+            key = (self.store.series_id(tk, observation.entity_id), observation.t)
             if key not in seen and observation.values:
                 seen.add(key)
                 new.append(observation)
@@ -129,12 +130,13 @@ class Ingestor:
                dirty: set[tuple[str, str, float]]) -> None:
         if not new:
             return
-        rows: list[tuple[str, str, str, float, float]] = []
+        rows: list[tuple[int, str, float, float]] = []
         counts: dict[tuple[str, str], int] = {}
         meters: dict[str, list[Any]] = {}
         for obs in new:
-            rows.append((tk, obs.entity_id, "_", obs.t, 0.0))
-            rows.extend((tk, obs.entity_id, q, obs.t, v) for q, v in obs.values.items())
+            s = self.store.series_id(tk, obs.entity_id)
+            rows.append((s, "_", obs.t, 0.0))
+            rows.extend((s, q, obs.t, v) for q, v in obs.values.items())
             day = local_date(obs.t, self.config.timezone).isoformat()
             counts[(obs.entity_id, day)] = counts.get((obs.entity_id, day), 0) + 1
             meter = meters.get(obs.entity_id)
@@ -144,7 +146,7 @@ class Ingestor:
                 meter[4], meter[5], meter[7] = min(meter[4], obs.t), max(meter[5], obs.t), meter[7] + 1
                 meter[3] = meter[3] or obs.vector
             self._mark(conn, tk, obs, dirty)
-        conn.executemany("INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?)", rows)
+        conn.executemany("INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?)", rows)
         conn.executemany("INSERT INTO daily_counts VALUES (?, ?, ?, ?) ON CONFLICT (tk, e, day) DO UPDATE SET "
                          "n = n + excluded.n", [(tk, e, day, n) for (e, day), n in counts.items()])
         conn.executemany(
@@ -160,8 +162,8 @@ class Ingestor:
             key = (tk, e, register)
             last = self.last_seen.get(key)
             if last is None:
-                row = conn.execute("SELECT max(t) FROM readings WHERE tk=? AND e=? AND q=? AND t<?",
-                                   (tk, e, register, t)).fetchone()
+                row = conn.execute("SELECT max(t) FROM readings WHERE s=? AND q=? AND t<?",
+                                   (self.store.sid(tk, e), register, t)).fetchone()
                 last = row[0]
             if last is not None and t > last:
                 lo, hi = last, t
@@ -170,20 +172,22 @@ class Ingestor:
                 lo, hi = prev if prev is not None else t, nxt if nxt is not None else t
             lo = max(lo, t - MAX_REOPEN_S)
             for start in slots_between(lo, hi):
-                dirty.add(("p15", e, start))
+                if start + SLOT <= hi:  # only periods the readings now reach the end of can be computed
+                    dirty.add(("p15", e, start))
             self.last_seen[key] = max(t, self.last_seen.get(key, t))
         if "t_f" in values or "dt" in values:
-            dirty.add(("dt", e, t - t % SLOT))
+            self._mark_completed(tk, e, "h_t", t, SLOT, lambda x: x - x % SLOT, "dt", dirty)
         if "h_p" in values or "h_pk" in values:
-            dirty.add(("peak", e, period_of(t, "P1D", tz)[0]))
+            self._mark_completed(tk, e, "h_day", t, 86400.0, lambda x: period_of(x, "P1D", tz)[0], "peak", dirty)
         if "w_flow" in values or "w_vol" in values:
             moment = local(t, tz)
             day_start = period_of(t, "P1D", tz)[0]
             night_end = moment.replace(hour=self.config.night_end_hour, minute=0, second=0, microsecond=0).timestamp()
             previous_t = self.last_value.get((tk, e, "w_t"))
+            late = previous_t is not None and t < previous_t
             in_night = self.config.night_start_hour <= moment.hour < self.config.night_end_hour
-            if in_night or (t >= night_end and (previous_t is None or previous_t < night_end)):
-                dirty.add(("night", e, day_start))  # a night reading, or the first one after the night
+            if (in_night and late) or (t >= night_end and (previous_t is None or previous_t < night_end)):
+                dirty.add(("night", e, day_start))  # a late night reading, or the first one after the night
             self.last_value[(tk, e, "w_t")] = max(t, previous_t or t)
             reverse = values.get("w_rev")
             previous = self.last_value.get((tk, e, "w_rev"))
@@ -193,6 +197,21 @@ class Ingestor:
                 self.last_value[(tk, e, "w_rev")] = reverse
         if "_origin" in values:
             dirty.add(("p15", e, t - t % SLOT))
+
+    def _mark_completed(self, tk: str, e: str, name: str, t: float, length: float, start_of: Callable[[float], float],
+                        kind: str, dirty: set[tuple[str, str, float]]) -> None:
+        """Mark the periods a reading completes: those it moves past (in order), or its own (late)."""
+        previous = self.last_value.get((tk, e, name))
+        if previous is None:  # first reading since (re)start: continue from the stored ones
+            previous = self.store.neighbours(tk, e, "_", t)[0]
+        if previous is None or t < previous:
+            dirty.add((kind, e, start_of(t)))  # late data: its period is recomputed (or waits, if open)
+        else:
+            begin, current = start_of(previous), start_of(t)
+            while begin < current:
+                dirty.add((kind, e, begin))
+                begin = start_of(begin + length + 3600.0) if length >= 86400.0 else begin + length
+        self.last_value[(tk, e, name)] = max(t, previous or t)
 
     def _supply(self, conn: sqlite3.Connection, tk: str, meter: str, t: float,
                 supply: list[tuple[str, bool]], dirty: set[tuple[str, str, float]]) -> None:
@@ -207,8 +226,9 @@ class Ingestor:
                     continue
                 if any(last_out < ok < t for ok in self.ok_times.get(key, [])):
                     continue
-            inserted = conn.execute("INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?)",
-                                    (tk, meter, f"supply:{phase}", t, 1.0 if out else 0.0)).rowcount > 0
+            inserted = conn.execute("INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?)",
+                                    (self.store.series_id(tk, meter), f"supply:{phase}", t,
+                                     1.0 if out else 0.0)).rowcount > 0
             if inserted:
                 (self.out_times if out else self.ok_times).setdefault(key, []).append(t)
                 outs = self.out_times.get(key)

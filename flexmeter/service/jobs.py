@@ -313,7 +313,8 @@ class Jobs:
 
     # -- outages ----------------------------------------------------------------------------------------------
     def meter_outage(self, conn: sqlite3.Connection, tk: str, e: str, start: float) -> bool:
-        rows = conn.execute("SELECT q, t, v FROM readings WHERE tk=? AND e=? AND q LIKE 'supply:%'", (tk, e)).fetchall()
+        rows = conn.execute("SELECT q, t, v FROM readings WHERE s=? AND q LIKE 'supply:%'",
+                            (self.store.sid(tk, e),)).fetchall()
         intervals = outages.outage_intervals(e, [(float(t), q[7:], bool(v)) for q, t, v in rows])
         area = self.topology.outage_area(tk, e)
         old_areas = {r[0] for r in conn.execute("SELECT DISTINCT area FROM meter_outages WHERE tk=? AND e=?", (tk, e))}

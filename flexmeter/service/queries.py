@@ -101,8 +101,8 @@ class Queries:
                                                            "ORDER BY e", (tk,)):
             count_row = self.store.one("SELECT n FROM daily_counts WHERE tk=? AND e=? AND day=?", (tk, e, day_text))
             received = int(count_row[0]) if count_row else 0
-            recent = self.store.query("SELECT t, v FROM readings WHERE tk=? AND e=? AND q='_' ORDER BY t DESC "
-                                      "LIMIT 50", (tk, e))
+            recent = self.store.query("SELECT t, v FROM readings WHERE s=? AND q='_' ORDER BY t DESC LIMIT 50",
+                                      (self.store.sid(tk, e),))
             interval = typical_interval(sorted((float(t), float(v)) for t, v in recent), default=900.0)
             span_start, span_end = max(begin, float(first_t)), min(end, max(float(last_t), begin))
             expected = max((span_end - span_start) / interval + 1, 0.0) if span_end >= span_start else 0.0

@@ -10,13 +10,18 @@ simulated meters.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from flexmeter.provisioning.inventory import LoadedInventory, load_inventory
-from flexmeter.provisioning.schema import Group, Meter, Tenant
+import yaml
+from pydantic import ValidationError
+
+from flexmeter.errors import FlexmeterError
+from flexmeter.provisioning.inventory import read_meter_csv
+from flexmeter.provisioning.schema import Group, Inventory, Meter, Tenant
 from flexmeter.provisioning.secrets import resolve
 from flexmeter.simulator.errors import FleetError
 
@@ -129,14 +134,20 @@ def _role(meter: Meter, group: Group) -> Role:
     raise FleetError(f"meter {meter.id}: the simulator has no model for protocol {protocol!r}")
 
 
-def _key(meter: Meter, loaded: LoadedInventory, *names: str) -> bytes | None:
+def _key(meter: Meter, base: Path, known: Mapping[str, str], *names: str) -> bytes | None:
+    """A key by its reference: from ``known`` (a generated fleet's keys, by key-file entry) or resolved
+    as provisioning resolves it (``file:``, ``env:``)."""
     for name in names:
         ref = meter.keys.get(name)
         if ref:
+            entry = ref.partition("#")[2]
             try:
-                return bytes.fromhex(resolve(ref, loaded.base))
+                value = known[entry] if entry in known else resolve(ref, base)
+                return bytes.fromhex(value)
             except ValueError:
                 raise FleetError(f"meter {meter.id}: key {name} is not hex") from None
+            except FlexmeterError as exc:
+                raise FleetError(f"meter {meter.id}: key {name}: {exc}") from None
     return None
 
 
@@ -150,12 +161,13 @@ def _gateway(role: Role, apikey: str, ordinal: int) -> str:
     return apikey
 
 
-def fleet_from_tenant(tenant: Tenant, loaded: LoadedInventory, pilot: str) -> Fleet:
+def fleet_from_tenant(tenant: Tenant, base: Path, pilot: str, known_keys: Mapping[str, str] | None = None) -> Fleet:
     """The simulated meters of one tenant of a valid inventory."""
     groups = {g.apikey: g for g in tenant.groups}
     buildings = {b.id: b for b in tenant.buildings}
     feeders = {f.id: f for f in tenant.feeders}
     service = tenant.service or pilot
+    known = known_keys or {}
     fleet = Fleet(timezones={pilot: tenant.timezone or "UTC"})
     ordinals: dict[str, int] = {}
     for item in tenant.meters:
@@ -181,13 +193,13 @@ def fleet_from_tenant(tenant: Tenant, loaded: LoadedInventory, pilot: str) -> Fl
             customers=(building.customers_count or 1) if building else 1,
         )
         if role == "water_wmbus":
-            key = _key(item, loaded, "aes_key", "wmbus_key", "key")
+            key = _key(item, base, known, "aes_key", "wmbus_key", "key")
             if key is None:
                 raise FleetError(f"meter {item.id}: a wM-Bus water meter needs keys.aes_key (OMS mode 5)")
             meter.keys["aes"] = key
         if role in ("elec_dlms", "substation_dlms"):
-            guek = _key(item, loaded, "guek", "dlms_guek")
-            gak = _key(item, loaded, "gak", "dlms_gak")
+            guek = _key(item, base, known, "guek", "dlms_guek")
+            gak = _key(item, base, known, "gak", "dlms_gak")
             if guek is None or meter.system_title is None:
                 raise FleetError(f"meter {item.id}: a DLMS meter needs keys.guek and address.system_title")
             meter.keys["guek"] = guek
@@ -208,10 +220,36 @@ def pilot_of(service: str) -> str:
     return {"iren": "turin", "eon": "malmo"}.get(service, service)
 
 
-def load_fleet(path: Path | str) -> Fleet:
-    """The fleet of an inventory file (every tenant in it)."""
-    loaded = load_inventory(path)
+def fleet_from_document(document: object, base: Path, known_keys: Mapping[str, str] | None = None,
+                        shown: str = "inventory") -> Fleet:
+    """The fleet of an inventory document (every tenant in it), validated with the provisioning schema.
+
+    Reference checks (a meter naming a building that does not exist, ...) are ``flexmeter provision``'s job;
+    this is the fast path for inventories of tens of thousands of meters."""
+    try:
+        inventory = Inventory.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise FleetError(f"{shown}: not a valid inventory ({exc.error_count()} problem(s); first: "
+                         f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}); "
+                         f"run `flexmeter provision plan` on it for the full list") from None
     fleet = Fleet()
-    for tenant in loaded.inventory.tenants:
-        fleet.extend(fleet_from_tenant(tenant, loaded, pilot_of(tenant.service or "")))
+    for tenant in inventory.tenants:
+        for entry in tenant.meter_files:
+            csv_path = Path(entry.file) if Path(entry.file).is_absolute() else base / entry.file
+            meters, problems = read_meter_csv(csv_path, entry, entry.file)
+            if problems:
+                raise FleetError(f"{entry.file}: {problems[0]}")
+            tenant.meters.extend(meters)
+        fleet.extend(fleet_from_tenant(tenant, base, pilot_of(tenant.service or ""), known_keys))
     return fleet
+
+
+def load_fleet(path: Path | str) -> Fleet:
+    """The fleet of an inventory file (YAML, with the CSV meter lists and key files it names)."""
+    path = Path(path)
+    try:
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, yaml.YAMLError) as exc:
+        raise FleetError(f"cannot read the inventory {path}: {exc}") from None
+    return fleet_from_document(document, path.resolve().parent, shown=str(path))

@@ -11,6 +11,7 @@ request). Every request received is kept in ``requests`` for assertions.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -97,6 +98,7 @@ class MbusSlaveSimulator:
         self._server.listen(4)
         self.host, self.port = self._server.getsockname()[:2]
         self._stop = threading.Event()
+        self._fds: tuple[int, ...] = ()
         self._thread = threading.Thread(target=self._serve, name="mbus-slave-sim", daemon=True)
 
     @property
@@ -111,8 +113,37 @@ class MbusSlaveSimulator:
         self._stop.set()
         try:
             self._server.close()
+            for fd in self._fds:
+                os.close(fd)
         finally:
-            self._thread.join(timeout=5)
+            if self._thread.is_alive():
+                self._thread.join(timeout=5)
+
+    def serve_pty(self) -> str:
+        """Also answer on a pseudo-terminal (a serial line for the master); returns its device path."""
+        import tty
+
+        master_fd, slave_fd = os.openpty()
+        tty.setraw(master_fd)
+        path = os.ttyname(slave_fd)
+
+        def pump() -> None:
+            buf = bytearray()
+            while not self._stop.is_set():
+                try:
+                    chunk = os.read(master_fd, 4096)
+                except OSError:
+                    return
+                buf += chunk
+                for frame in self._frames(buf):
+                    answer = self.handle(frame)
+                    if answer:
+                        time.sleep(self.answer_delay)
+                        os.write(master_fd, answer)
+
+        threading.Thread(target=pump, name="mbus-slave-pty", daemon=True).start()
+        self._fds = (master_fd, slave_fd)
+        return path
 
     def drop_next(self, count: int = 1) -> None:
         with self._lock:

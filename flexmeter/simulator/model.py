@@ -101,6 +101,12 @@ class WaterState:
     since: int = 0
 
 
+def loss_w(customers_w: int, rate_bp: int) -> int:
+    """Losses (W) of a phase for a loss rate in basis points of the energy the substation delivers:
+    delivered = customers + losses and losses = rate × delivered, so losses = customers × r / (1 − r)."""
+    return customers_w * rate_bp // (10_000 - rate_bp)
+
+
 class Simulation:
     """The pilots' meters from ``start`` on (epoch seconds, UTC)."""
 
@@ -280,13 +286,12 @@ class Simulation:
                 imp[state.phase] += state.import_w
                 exp[state.phase] += state.export_w
             sub.phase_import_w, sub.phase_export_w = imp, exp
-            losses = [imp[i] * sub.rate_bp // 10_000 for i in range(3)]
-            sub.net_w = [imp[i] - exp[i] + losses[i] for i in range(3)]
+            sub.net_w = [imp[i] - exp[i] + loss_w(imp[i], sub.rate_bp) for i in range(3)]
         self._elec_step_start = t
 
     @staticmethod
     def _loss_w(sub: SubstationState) -> int:
-        return sum(sub.phase_import_w[i] * sub.rate_bp // 10_000 for i in range(3))
+        return sum(loss_w(sub.phase_import_w[i], sub.rate_bp) for i in range(3))
 
     def _dlms(self, meter: SimMeter, t: int) -> Emission | None:
         assert meter.system_title is not None

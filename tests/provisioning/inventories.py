@@ -29,8 +29,9 @@ def small_inventory(directory: Path, *, meters: int = 3, apikey: str | None = No
         "    meters:",
     ]
     for index in range(meters):
-        lines.append(f"      - {{id: M-{index:04d}, group: {apikey}, type: electricity, model: E350, building: B-1,"
-                     " feeder: F-1, keys: {aes_key: 'file:meter.key'}, commands: [breaker]}")
+        agent_id = ", device_id: 4D4D4D0000000002" if index == 2 else ""  # the agent's id differs from ours
+        lines.append(f"      - {{id: M-{index:04d}{agent_id}, group: {apikey}, type: electricity, model: E350,"
+                     " building: B-1, feeder: F-1, keys: {aes_key: 'file:meter.key'}, commands: [breaker]}")
     lines += [
         "    subscriptions:",
         "      - file: subscriptions/timeseries.json",

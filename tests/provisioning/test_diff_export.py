@@ -84,6 +84,7 @@ def test_export_round_trip(stack: Stack, service: str, tmp_path: Path) -> None:
     original = load_inventory(inventory, service=service).inventory.tenants[0]
     again = load_inventory(exported).inventory.tenants[0]
     assert again.service == service
+    assert [m.device_id for m in again.meters] == [None, None, "4D4D4D0000000002"]
     assert {m.timezone for m in again.meters} == {"Europe/Stockholm"}  # explicit now, inherited before
     assert [m.model_dump(exclude={"timezone"}) for m in again.meters] == [
         m.model_dump(exclude={"timezone"}) for m in original.meters]

@@ -11,7 +11,6 @@ from flexmeter.provisioning.plan import subset_diff
 from flexmeter.provisioning.secrets import digest, resolve
 from flexmeter.provisioning.source import line_of, load_yaml
 from flexmeter.provisioning.subscriptions import ORION_CONFIG, load_subscription, render_template
-from flexmeter.stack.orion_config import load_subscription as stack_load_subscription
 
 
 def test_line_of_follows_keys_and_items(tmp_path: Path) -> None:
@@ -44,7 +43,6 @@ def test_templates_fill_placeholders_and_leave_regex_dollars() -> None:
         render_template('{"a": "${NOPE}"}')
     shipped = load_subscription(ORION_CONFIG / "subscriptions" / "timeseries.json", QL_URL="http://q")
     assert shipped["notification"]["http"]["url"] == "http://q/v2/notify"
-    assert stack_load_subscription is load_subscription  # flexmeter up keeps working
 
 
 def test_subset_diff_compares_only_what_is_declared() -> None:

@@ -115,3 +115,18 @@ def test_postgres_uses_quantumleap_layout_and_survives_restart(postgres_dsn: str
             proc.stop()
     finally:
         drop_pg_tenant(postgres_dsn, tenant)
+
+
+def test_concurrent_notifications_are_all_committed(embedded: Server, ql: QuantumLeapClient) -> None:
+    """Group commit: every notification answered 200 is stored exactly once, whatever the interleaving."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def send(worker: int) -> None:
+        with QuantumLeapClient(ql.base_url, ql.headers) as client:
+            for n in range(40):
+                client.notify([meter(f"c{worker}", f"2024-03-01T00:{n // 60:02d}:{n % 60:02d}Z", power=n)])
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(send, range(6)))
+    counts = ql.type_attr("Meter", "power", aggr_method="count")["entities"]
+    assert [(e["entityId"], e["values"]) for e in counts] == [(f"c{w}", [40]) for w in range(6)]

@@ -12,7 +12,7 @@ import requests
 from flexmeter.ngsi import FiwareHeaders, NgsiClient
 from flexmeter.ngsi.errors import NgsiResponseError
 from flexmeter.service.synthetic import SyntheticSubstation
-from flexmeter.stack.orion_config import ORION_CONFIG, ensure_subscription, load_subscription
+from flexmeter.provisioning.subscriptions import ORION_CONFIG, ensure_subscription, load_subscription
 from tests.service.conftest import service_process
 from tests.support.processes import FlexmeterProcess
 

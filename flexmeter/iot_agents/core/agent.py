@@ -92,6 +92,8 @@ class Agent:
                                     timeout=config.command_timeout, token=config.ngsi_token)
         self.pipeline.reply_handler = self.commands.on_reply
         self.pipeline.families = {f.name: f for f in self.families}
+        if self.mqtt is not None:
+            self.pipeline.after_acks.append(self.mqtt.flush_acks)
         self.pipeline.resolver.on_autoprovision = self.commands.device_changed
         self.hooks = NorthHooks()
         self.hooks.device_changed = self.commands.device_changed
@@ -112,8 +114,12 @@ class Agent:
 
     def _publish(self, topic: str, payload: bytes) -> None:
         if self.mqtt is None:
-            raise RuntimeError("commands need an MQTT broker (--mqtt-url)")
-        self.mqtt.publish(topic, payload)
+            log.error("cannot send a command to %s: the agent has no MQTT broker (--mqtt-url)", topic)
+            return
+        try:
+            self.mqtt.publish(topic, payload)
+        except OSError as exc:  # the command times out to ERROR; the broker status says why
+            log.error("cannot publish the command on %s: %s", topic, exc)
 
     def submit(self, item: Inbound) -> None:
         self.pipeline.submit(item)

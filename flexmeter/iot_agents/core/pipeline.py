@@ -118,6 +118,8 @@ class Pipeline:
         self.reply_handler: ReplyHandler | None = None
         self.secrets_lookup = secrets_lookup or registry.secrets_by_device_id
         self.families: dict[str, Family] = {}
+        self.after_acks: list[Callable[[], None]] = []
+        """Called after each batch of acks (transports that send their acks in one write)."""
         self._queue: queue.Queue[Inbound | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="iota-ingest", daemon=True)
         self._processor = threading.Thread(target=self._run_inbox, name="iota-processor", daemon=True)
@@ -191,7 +193,15 @@ class Pipeline:
                     item.ack()
                 except Exception:
                     log.exception("ack failed")
+        self._flush_acks()
         self._inbox_wake.set()
+
+    def _flush_acks(self) -> None:
+        for flush in self.after_acks:
+            try:
+                flush()
+            except Exception:
+                log.exception("flushing acks failed")
 
     def _run_inbox(self) -> None:
         while not self._stopped.is_set():
@@ -275,6 +285,7 @@ class Pipeline:
                     log.exception("ack failed")
             if item.done is not None:
                 item.done(outcome)
+        self._flush_acks()
         if rows:
             self.on_persisted()
 

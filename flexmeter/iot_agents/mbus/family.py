@@ -51,18 +51,17 @@ SILENCE_ROUTE = Route("mqtt", "$internal/mbus/silence")
 KEY_NAMES = ("aes_key", "wmbus_key", "mbus_key", "key")
 DETECTOR = "urn:flexmeter:iot-agent:mbus"
 
-# SI unit of the decoder -> (target UN/CEFACT code -> factor)
-_CONVERSIONS: dict[str, dict[str, Decimal]] = {
-    "Wh": {"WHR": Decimal(1), "KWH": Decimal("0.001"), "MWH": Decimal("0.000001"),
-           "GV": Decimal("0.0000036")},
-    "J": {"JOU": Decimal(1), "KWH": Decimal(1) / Decimal(3600000), "MWH": Decimal(1) / Decimal(3600000000),
-          "GV": Decimal("1E-9")},
-    "W": {"WTT": Decimal(1), "KWT": Decimal("0.001")},
-    "J/h": {"KWT": Decimal(1) / Decimal(3600000), "WTT": Decimal(1) / Decimal(3600)},
-    "m³": {"MTQ": Decimal(1), "LTR": Decimal(1000)},
-    "m³/h": {"MQH": Decimal(1), "E32": Decimal(1000)},
-    "°C": {"CEL": Decimal(1)},
-    "K": {"KEL": Decimal(1)},
+# SI unit of the decoder -> (target UN/CEFACT code -> (multiplier, divisor)): exact where the result is
+# (a division by 3.6e6 is exact whenever the joules are a whole number of kWh).
+_CONVERSIONS: dict[str, dict[str, tuple[int, int]]] = {
+    "Wh": {"WHR": (1, 1), "KWH": (1, 1000), "MWH": (1, 1_000_000), "GV": (36, 10_000_000)},
+    "J": {"JOU": (1, 1), "KWH": (1, 3_600_000), "MWH": (1, 3_600_000_000), "GV": (1, 1_000_000_000)},
+    "W": {"WTT": (1, 1), "KWT": (1, 1000)},
+    "J/h": {"WTT": (1, 3600), "KWT": (1, 3_600_000)},
+    "m³": {"MTQ": (1, 1), "LTR": (1000, 1)},
+    "m³/h": {"MQH": (1, 1), "E32": (1000, 1)},
+    "°C": {"CEL": (1, 1)},
+    "K": {"KEL": (1, 1)},
 }
 SI_CODES: dict[str, str] = {"Wh": "WHR", "J": "JOU", "W": "WTT", "m³": "MTQ", "m³/h": "MQH", "°C": "CEL",
                             "K": "KEL", "bar": "BAR", "s": "SEC", "kg": "KGM", "V": "VLT", "A": "AMP",
@@ -81,12 +80,23 @@ class FamilyContext(Protocol):
 
     def devices(self) -> list[tuple[Json, Json | None]]: ...
 
+    def dead_letter(self, family: str, error: str, reason: str, raw: bytes, context: Json) -> None:
+        """Store one dead letter durably now (a bad frame of an uplink whose other frames are good)."""
+        ...
+
 
 def secondary_address(tel: Telegram) -> str:
-    """ID (8 BCD digits) + manufacturer (4 hex) + version + medium: libmbus's 16-hex-digit secondary address."""
-    if tel.id is None or tel.manufacturer is None:
+    """ID (8 BCD digits) + manufacturer (4 hex) + version + medium: libmbus's 16-hex-digit secondary address.
+
+    A field the frame does not carry (the EN 1434-3 fixed structure has no manufacturer and version) is
+    ``F`` filled, as the wildcard of a selection.
+    """
+    if tel.id is None:
         raise DecodeError("the frame carries no meter identity (no long header, not a wM-Bus telegram)")
-    return f"{tel.id}{manufacturer_value(tel.manufacturer):04X}{(tel.version or 0):02X}{(tel.medium or 0):02X}"
+    man = "FFFF" if tel.manufacturer is None else f"{manufacturer_value(tel.manufacturer):04X}"
+    version = "FF" if tel.version is None else f"{tel.version:02X}"
+    medium = "FF" if tel.medium is None else f"{tel.medium:02X}"
+    return f"{tel.id}{man}{version}{medium}"
 
 
 def _link_address(tel: Telegram) -> str | None:
@@ -102,11 +112,16 @@ def _json_number(value: Decimal) -> int | float:
     return float(value)
 
 
+_ORION_FORBIDDEN = str.maketrans("", "", "<>\"'=;()")
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return _json_number(value)
     if isinstance(value, datetime | date | dtime):
         return value.isoformat()
+    if isinstance(value, str):  # plain-text records: Orion refuses these characters in values
+        return value.translate(_ORION_FORBIDDEN)
     return value
 
 
@@ -120,7 +135,7 @@ def _convert(value: Any, unit: str, target: str | None) -> tuple[Any, str | None
     if factor is None:
         return None
     try:
-        converted = Decimal(value) * factor
+        converted = Decimal(value) * factor[0] / factor[1]
     except (InvalidOperation, DivisionByZero):
         return None
     return _json_number(converted.normalize()), target
@@ -170,7 +185,22 @@ class MbusFamily(Family):
             return self._silence_reading(message)
         frames = self._frames(message)
         lookup = message.secrets or (lambda _device_id: {})
-        decoded = [self._decode_frame(frame, index, len(frames), lookup) for index, frame in enumerate(frames)]
+        decoded: list[DecodedFrame] = []
+        failed: list[tuple[int, UplinkFrame, DecodeError]] = []
+        for index, frame in enumerate(frames):
+            try:
+                decoded.append(self._decode_frame(frame, index, len(frames), lookup))
+            except DecodeError as exc:
+                failed.append((index, frame, exc))
+        if failed:
+            context = self._context
+            if context is None or not decoded:
+                raise failed[0][2]  # the whole message goes to the dead letters (the core's path)
+            for index, frame, exc in failed:  # the good frames go on; each bad one is a dead letter of its own
+                context.dead_letter(self.name, exc.name, exc.message, frame.data, {
+                    "route": message.route.pattern, "transport": message.route.transport,
+                    "params": dict(message.params), "frame": index, "kind": frame.kind,
+                    "concentrator": frame.concentrator})
         # Only once every frame decoded: a message that goes to the dead letters must not have marked its
         # frames as seen (a replay of the dead letter would be dropped as a duplicate).
         readings: list[Decoded] = []
@@ -214,14 +244,22 @@ class MbusFamily(Family):
                 device_id = secondary_address(tel)
                 key = self._key(secrets, device_id, _link_address(tel))
                 if key is None:
-                    raise DecodeError(f"{where}: meter {device_id} sends encrypted data (security mode "
-                                      f"{tel.security_mode}) and no AES key is provisioned for it "
-                                      f"(internal_attributes aes_key)")
+                    scheme = "ELL AES-CTR" if tel.ell is not None else f"security mode {tel.security_mode}"
+                    raise DecodeError(f"{where}: meter {device_id} sends encrypted data ({scheme}) and no AES key "
+                                      f"is provisioned for it (internal_attributes aes_key)")
                 tel = decode_mbus(frame.data, key=key) if frame.kind == "mbus" else decode_wmbus(frame.data, key=key)
         except MbusDecodeError as exc:
             raise DecodeError(f"{where}: {type(exc).__name__} at byte {exc.offset} ({exc.rule}): {exc}") from exc
-        if tel.ci is None or (not tel.records and tel.access_number is None):
+        if tel.ci is None:
             raise DecodeError(f"{where}: not a data frame (an ACK or a short/control frame carries no readings)")
+        if tel.application_error is not None and not tel.records:
+            raise DecodeError(f"{where}: the meter at primary address {tel.address} reports application error "
+                              f"{tel.application_error} ({tel.header().get('application_error_name')})")
+        if not tel.records and tel.access_number is None:
+            raise DecodeError(f"{where}: CI {tel.ci:02X} (manufacturer-specific or no data): no standard records")
+        if tel.id is None and tel.kind == "mbus" and tel.address is not None and frame.concentrator:
+            # a wired meter without a long header is known only by its primary address on that bus
+            return DecodedFrame(frame, tel, f"{frame.concentrator}-p{tel.address}")
         return DecodedFrame(frame, tel, secondary_address(tel))
 
     @staticmethod
@@ -254,7 +292,9 @@ class MbusFamily(Family):
     @staticmethod
     def model_of(tel: Telegram) -> str:
         cls = MEDIUM_CLASSES.get(tel.medium if tel.medium is not None else -1, "generic")
-        return f"{cls}:{tel.manufacturer}:{tel.version}"
+        if tel.manufacturer is None:
+            return cls
+        return f"{cls}:{tel.manufacturer}" if tel.version is None else f"{cls}:{tel.manufacturer}:{tel.version}"
 
     def _reading(self, item: DecodedFrame, meter_time: datetime | None) -> Reading:
         tel = item.telegram

@@ -104,6 +104,7 @@ HEAT: list[Json] = [
     attr("temperature_difference", "temperatureDifference", "KEL"),
     *_historic("energy", "totalConsumption", "KWH"),
     *_historic("volume", "volume", "MTQ"),
+    *_historic("power.max", "peakPower", "KWT"),
     *_historic_dates(),
     *COMMON,
     # computed: only when the reading carries a measure (a silence reading must not touch the entity)

@@ -18,10 +18,12 @@ from typing import Any
 
 from flexmeter.iot_agents.core.agent import Agent, AgentConfig
 from flexmeter.iot_agents.core.family import Family, Message
+from flexmeter.iot_agents.core.outbox import NewDeadLetter
 from flexmeter.iot_agents.core.pipeline import Inbound
 from flexmeter.metrics import Registry as MetricsRegistry
 
 Json = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 class AgentContext:
@@ -36,6 +38,11 @@ class AgentContext:
         """Into the pipeline at once (a ``done`` callback: not via the raw inbox, whose replay looks the route
         up among the family's transport routes, which a family-internal message is not on)."""
         self.agent.pipeline.submit(Inbound(family, message, done=lambda outcome: None))
+
+    def dead_letter(self, family: str, error: str, reason: str, raw: bytes, context: Json) -> None:
+        self.agent.outbox.put([], [NewDeadLetter(family, error, reason, raw, context)])
+        self.agent.metrics.dead_lettered.inc(family=family)
+        log.warning("dead letter (%s, %s): %s", family, error, reason)
 
     def devices(self) -> list[tuple[Json, Json | None]]:
         registry = self.agent.registry

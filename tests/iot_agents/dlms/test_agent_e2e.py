@@ -1,5 +1,6 @@
 """`flexmeter agent dlms` end to end: a GGC-encrypted push over the real Mosquitto -> ACMeasurement with the
-meter's values and time; the replayed push dead-lettered; P1 and substation pushes over the south HTTP port."""
+meter's values and time; the replayed push dead-lettered; P1 and substation pushes over the south HTTP port
+(one agent for all: starting one costs seconds)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import requests
 
+from flexmeter.iot_agents.dlms.iec62056_21 import build_p1_telegram
 from tests.iot_agents.core.conftest import (
     AgentFactory,
     agent_factory,
@@ -41,7 +43,7 @@ def dead_letters(north: str, headers: dict[str, str]) -> list[dict[str, Any]]:
     return list(response.json()["deadLetters"])
 
 
-def test_ggc_push_over_mqtt_lands_at_1hz_and_a_replay_is_dead_lettered(
+def test_ggc_push_over_mqtt_lands_at_1hz_a_replay_is_dead_lettered_and_http_readouts_land(
         agent_factory: AgentFactory, module_broker: FlexmeterProcess, mqtt_url: str, tenant: dict[str, str]) -> None:
     ngsi = module_broker.url
     agent = agent_factory(ngsi, "dlms", mqtt_url=mqtt_url)
@@ -64,21 +66,20 @@ def test_ggc_push_over_mqtt_lands_at_1hz_and_a_replay_is_dead_lettered(
     # the same bytes again (a replay), then the next second's push: one dead letter, the new reading lands
     publish_all(mqtt_url, [(topic, ggc(101)),
                            (topic, ggc(102, user_body(power_w=1777), at=T0 + timedelta(seconds=1)))])
-    wait_for(lambda: get_entity(ngsi, tenant, entity_id)["TimeInstant"]["value"] == "2026-11-27T09:00:01.000Z")
-    assert get_entity(ngsi, tenant, entity_id)["totalActivePower"]["value"] == 1757  # type: ignore[index]
+    latest = wait_for(lambda: (e := get_entity(ngsi, tenant, entity_id))
+                      and e["TimeInstant"]["value"] == "2026-11-27T09:00:01.000Z" and e)
+    assert latest["totalActivePower"]["value"] == 1757
     letters = wait_for(lambda: dead_letters(agent.url, tenant))
     (letter,) = [d for d in letters if d["family"] == "dlms"]
     assert letter["error"] == "REPLAYED_FRAME" and "101 <= 101" in letter["reason"]
     assert letter["raw"] == {"hex": ggc(101).hex()} or bytes.fromhex(letter["raw"]["hex"]) == ggc(101)
     assert EK.hex() not in requests.get(f"{agent.url}/iot/devices/{TITLE_HEX}", headers=tenant, timeout=5).text
 
+    http_readout_and_substation_push(agent, ngsi, tenant)
 
-def test_p1_readout_and_substation_push_over_http(
-        agent_factory: AgentFactory, module_broker: FlexmeterProcess, tenant: dict[str, str]) -> None:
-    from flexmeter.iot_agents.dlms.iec62056_21 import build_p1_telegram
 
-    ngsi = module_broker.url
-    agent = agent_factory(ngsi, "dlms")
+def http_readout_and_substation_push(agent: FlexmeterProcess, ngsi: str, tenant: dict[str, str]) -> None:
+    """The same agent's south HTTP port: a P1 telegram, then a substation push as hex text."""
     south = south_url(agent)
     key = f"h{uuid.uuid4().hex[:8]}"
     provision(agent.url, tenant, [{"apikey": key, "resource": "/iot/dlms"}])

@@ -24,7 +24,12 @@ from flexmeter.iot_agents.dlms.family import (
     object_id,
     readout_measures,
 )
-from flexmeter.iot_agents.dlms.iec62056_21 import build_mode_c_readout, build_p1_telegram, decode_readout
+from flexmeter.iot_agents.dlms.iec62056_21 import (
+    DataLines,
+    build_mode_c_readout,
+    build_p1_telegram,
+    decode_readout,
+)
 from flexmeter.iot_agents.dlms.mappings import TABLES
 from flexmeter.iot_agents.dlms.security import build_ciphered, build_general_glo_ciphering
 from flexmeter.iot_agents.dlms.udp import DlmsUdpListener
@@ -178,7 +183,7 @@ def test_substation_push_maps_to_three_phase_ac_measurement() -> None:
     assert "phaseType" not in attrs
 
 
-P1_LINES = [
+P1_LINES: DataLines = [
     ("0-0:1.0.0", [("261127100000W", None)]),
     ("0-0:96.1.1", [("4530303336303030303037363631383133", None)]),
     ("1-0:1.8.1", [("001234.567", "kWh")]), ("1-0:1.8.2", [("000100.001", "kWh")]),
@@ -203,11 +208,11 @@ def test_p1_telegram_becomes_a_household_reading_with_summed_tariffs() -> None:
     # named by its equipment identifier when the route does not name it
     (named,) = decode(family, build_p1_telegram("ISK5\\2M550T-1012", P1_LINES))
     assert named.device_id == "4530303336303030303037363631383133"
-    with pytest.raises(DecodeError, match="crc|CRC|checksum"):
+    with pytest.raises(DecodeError, match=r"crc|CRC|checksum"):
         decode(family, build_p1_telegram("ISK5\\2M550T-1012", P1_LINES)[:-4] + b"0000\r\n")
 
 
-ECHELON_LINES = [
+ECHELON_LINES: DataLines = [
     ("C.1.0", [("ECH-SUB-1", None)]), ("1.8.0", [("901234.5", "kWh")]), ("2.8.0", [("103.7", "kWh")]),
     ("1.7.0", [("120.5", "kW")]), ("2.7.0", [("3.5", "kW")]), ("3.7.0", [("21.0", "kvar")]),
     ("32.7.0", [("230.1", "V")]), ("52.7.0", [("229.8", "V")]), ("72.7.0", [("230.4", "V")]),
@@ -228,7 +233,7 @@ def test_mode_c_readout_keys_match_the_connode_echelon_table() -> None:
     assert reading.device_id == "ECH-SUB-1" and reading.model == "SUBSTATION"
     assert reading.values["1.7.0"] == 120500 and reading.values["16.7.0"] == 117000  # normalised to W
     assert reading.values["3-4.7.0"] == 21000
-    with pytest.raises(DecodeError, match="BCC|bcc|checksum"):
+    with pytest.raises(DecodeError, match=r"BCC|bcc|checksum"):
         decode(family, readout[:-1] + bytes((readout[-1] ^ 0x55,)))
 
 
@@ -279,4 +284,5 @@ def test_udp_datagrams_are_submitted_as_messages() -> None:
     (message,) = got
     assert message.apikey == "turin-udp"
     (reading,) = family.decode(Message(message.route, message.payload, message.params, secrets=secrets))
+    assert isinstance(reading, Reading)
     assert reading.device_id == TITLE_HEX and reading.values["1.7.0"] == 1520

@@ -116,7 +116,7 @@ def test_uplinks_to_entities_duplicates_and_dead_letters(
     assert 'iota_dead_lettered_total{family="mbus"} 1' in metrics
 
 
-def test_silence_anomaly_and_duplicate_metric(broker_process: FlexmeterProcess, mqtt_url: str,
+def test_with_the_agent_context_silence_duplicates_and_partial_dead_letters(broker_process: FlexmeterProcess, mqtt_url: str,
                                               tenant: dict[str, str], tmp_path: Path) -> None:
     """The family's background work (silence watchdog, duplicate counter) with the agent context."""
     ngsi = broker_process.url
@@ -142,9 +142,50 @@ def test_silence_anomaly_and_duplicate_metric(broker_process: FlexmeterProcess, 
         assert anomaly["detectedBy"]["value"].startswith("urn:")
         # the water meter has no interval: not watched
         assert get_entity(ngsi, tenant, f"Anomaly:{WATER_ID}:silence") is None
-        # heard again: the anomaly is resolved
-        again = build_json_uplink([UplinkFrame("mbus", heat_frame(access=8))], "c1", datetime.now(UTC))
+        # heard again (with a broken frame in the same uplink): the anomaly is resolved, and only the broken
+        # frame is a dead letter, with its own bytes
+        bad = bytearray(water_telegram(access=5))
+        bad[5] ^= 0x01
+        again = build_json_uplink([UplinkFrame("mbus", heat_frame(access=8)), UplinkFrame("wmbus", bytes(bad))],
+                                  "c1", datetime.now(UTC))
         publish_all(mqtt_url, [(f"mbus/{key}/c1/up", again)])
         wait_for(lambda: _entity(ngsi, tenant, f"Anomaly:{HEAT_ID}:silence")["status"]["value"] == "resolved")
+        (dead,) = requests.get(f"{agent.url}/iot/deadletters", headers=tenant, timeout=5).json()["deadLetters"]
+        assert dead["raw"] == {"hex": bytes(bad).hex()} or dead["raw"] == {"hex": bytes(bad).hex().upper()}, dead
+        assert "frame 2 of 2 (wmbus" in dead["reason"] and dead["context"]["frame"] == 1, dead
     finally:
         agent.stop()
+
+
+def test_bus_master_to_agent(agent_factory: AgentFactory, broker_process: FlexmeterProcess, mqtt_url: str,
+                             tenant: dict[str, str], tmp_path: Path) -> None:
+    """Field computer to context broker: `flexmeter gateway mbus` reads a two-telegram heat meter from the
+    simulated bus and publishes on Mosquitto; `flexmeter agent mbus` turns it into the entity."""
+    import subprocess
+    import sys
+    from decimal import Decimal
+
+    from flexmeter.iot_agents.mbus.encode import encode_value
+    from flexmeter.simulator.mbus_slave import MbusSlaveSimulator, SimMeter
+
+    ngsi = broker_process.url
+    agent = agent_factory(ngsi, "mbus", mqtt_url=mqtt_url)
+    key = f"k{uuid.uuid4().hex[:8]}"
+    provision(agent.url, tenant, [{"apikey": key, "resource": "/iot/mbus"}],
+              [{"device_id": HEAT_ID, "protocol": "mbus", "entity_type": "SmartMeteringObservation"}])
+    sim = MbusSlaveSimulator([SimMeter(5, "12345678", telegrams=[
+        encode_value("energy", Decimal(42_000_000), "Wh", 3),
+        encode_value("flow_temperature", Decimal("65.5"), "°C", -1)])]).start()
+    try:
+        done = subprocess.run([sys.executable, "-m", "flexmeter", "gateway", "mbus", "--tcp", sim.address,
+                               "--addresses", "5", "--apikey", key, "--gateway-id", "field1", "--mqtt-url", mqtt_url,
+                               "--buffer", str(tmp_path / "uplink.db"), "--timeout", "0.1", "--once", "--json"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["published"] == 1
+    finally:
+        sim.stop()
+    heat = wait_for(lambda: (e := get_entity(ngsi, tenant, f"SmartMeteringObservation:{HEAT_ID}"))
+                    and "forwardTemperature" in e and e)
+    assert heat["totalConsumption"]["value"] == 42000 and heat["forwardTemperature"]["value"] == 65.5
+    assert heat["concentrator"]["value"] == "field1" and heat["meterType"]["value"] == "Heat"

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -169,3 +170,25 @@ def test_silence_watch() -> None:
     assert anomaly.values["silence.anomalyType"] == "silence" and anomaly.values["silence.status"] == "active"
     assert family.silence.heard(HEAT_ID, 6000) is True and family.silence.heard(HEAT_ID, 6001) is False
     assert parse_interval("PT1H30M") == 5400 and parse_interval("300") == 300 and parse_interval("x") is None
+
+
+def test_every_corpus_frame_gives_json_values_or_a_decode_error(corpus_dir: Path) -> None:
+    """Other people's frames through the family: a reading whose values the outbox can serialise, or the
+    core's DecodeError; never another exception (which the core would file as INTERNAL_ERROR)."""
+    frames = [UplinkFrame("mbus", bytes.fromhex(p.read_text().replace(" ", "").strip()))
+              for p in sorted((corpus_dir / "libmbus").glob("*-frames/*.hex"))]
+    vectors = json.loads((corpus_dir / "m-bus-parser" / "wmbus_test_vectors.json").read_text())
+    frames += [UplinkFrame("wmbus", bytes.fromhex(v["input"])) for v in vectors]
+    assert len(frames) > 90
+    readings = rejected = 0
+    for frame in frames:
+        family = MbusFamily()
+        try:
+            (reading,) = _readings(family, _message(build_json_uplink([frame], "c1")))
+        except DecodeError:
+            rejected += 1
+            continue
+        json.dumps(dict(reading.values), allow_nan=False)
+        assert reading.device_id and len(reading.device_id) == 16
+        readings += 1
+    assert readings >= 76 and rejected >= 1

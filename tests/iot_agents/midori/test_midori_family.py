@@ -75,9 +75,9 @@ def test_bad_messages_say_what_is_wrong(document: Any, message: str) -> None:
 
 
 def test_flat_single_sample_and_apikey_precedence() -> None:
-    (reading,) = decode({"sensor": "MID-1", "apikey": "grp", "ts": 1764237600, "activePower": 12.5}, "routing")
+    (reading,) = decode({"sensor": "MID-1", "apikey": "grp", "ts": 1795773600, "activePower": 12.5}, "routing")
     assert reading.apikey == "grp" and reading.values == {"activePower": 12.5}
-    (reading,) = decode({"sensor": "MID-1", "ts": 1764237600, "activePower": 12.5}, "routing")
+    (reading,) = decode({"sensor": "MID-1", "ts": 1795773600, "activePower": 12.5}, "routing")
     assert reading.apikey == "routing"
 
 

@@ -14,7 +14,7 @@ answer instead of moving on to the next telegram.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -236,14 +236,20 @@ class MbusMaster:
         self.transport.drain()
 
     # -- scans --------------------------------------------------------------------------------------------
-    def scan_primary(self, addresses: range = range(0, MAX_PRIMARY + 1), retries: int = 0) -> list[int]:
+    def scan_primary(self, addresses: Iterable[int] = range(0, MAX_PRIMARY + 1), retries: int = 0) -> list[int]:
         """Primary addresses that acknowledge SND_NKE."""
         return [a for a in addresses if self.send_nke(a, retries=retries)]
 
     def scan_secondary(self, mask: str = "FFFFFFFFFFFFFFFF") -> list[str]:
-        """Wildcard search on the 8 ID digits; each meter found is read once to learn its full address."""
+        """Wildcard search on the 8 ID digits from the first ``F`` of ``mask`` (``1234FFFF`` searches the meters
+        whose ID starts with 1234); each meter found is read once to learn its full address."""
+        full = mask.upper().ljust(16, "F")
+        parse_secondary(full)
+        start = full.find("F")
+        if not 0 <= start < 8:
+            return [full] if self.select(full) == "single" else []
         found: list[str] = []
-        for address in self._search(mask.upper().ljust(16, "F"), 0):
+        for address in self._search(full, start):
             if address not in found:
                 found.append(address)
         return found

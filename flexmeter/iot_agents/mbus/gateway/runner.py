@@ -77,7 +77,7 @@ class GatewayRunner:
         next_cycle = time.monotonic()
         while not stop.is_set():
             if time.monotonic() >= next_cycle:
-                next_cycle += self.interval
+                next_cycle = max(next_cycle + self.interval, time.monotonic())  # a slow bus skips, never bunches
                 self.cycle()
             elif self.buffer.depth():
                 self.flush()

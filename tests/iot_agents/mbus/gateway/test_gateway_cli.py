@@ -89,7 +89,7 @@ def test_buffers_while_mqtt_is_down_then_forwards_in_order(mqtt_url: str, tmp_pa
 def test_scan_finds_the_meters(tmp_path: Path) -> None:
     sim = MbusSlaveSimulator([SimMeter(3, "11111111"), SimMeter(9, "22222222")]).start()
     try:
-        result = _gateway("--tcp", sim.address, "--scan", "--scan-mode", "secondary", "--timeout", "0.03",
+        result = _gateway("--tcp", sim.address, "--scan", "--scan-mode", "secondary", "--timeout", "0.06",
                           "--mqtt-url", f"mqtt://127.0.0.1:{free_port()}", "--flush-timeout", "0",
                           "--buffer", str(tmp_path / "b.db"))
         assert result["scan"] == {"mode": "secondary", "found": ["111111112C2D1B04", "222222222C2D1B04"]}
