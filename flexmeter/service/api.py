@@ -24,6 +24,7 @@ from flexmeter.service.errors import BadRequest, Forbidden, ServiceError, Unauth
 from flexmeter.service.openapi import openapi_document
 from flexmeter.service.periods import RESOLUTIONS, local_date
 from flexmeter.service.queries import Queries
+from flexmeter.service.results import building_key
 from flexmeter.service.store import tenant_key
 
 STATIC = Path(__file__).parent / "static"
@@ -102,7 +103,8 @@ def _authenticate() -> None:
 @api.route("/health")
 def health() -> Any:
     engine = _engine()
-    return jsonify({"status": "ok", "pendingPeriods": engine.jobs.pending(), "outbox": engine.writer.pending()})
+    return jsonify({"status": "ok", "pendingPeriods": engine.jobs.pending(), "outbox": engine.writer.pending(),
+                    "ngsiUrl": engine.config.ngsi_url, "qlUrl": engine.config.ql_url})
 
 
 @api.route("/metrics")
@@ -149,6 +151,21 @@ def consumption(meter: str) -> Any:
         t0 -= 400 * 86400.0
     periods = _queries().profile(tk, meter, resolution, t0, t1)
     return jsonify({"meter": meter, "resolution": resolution, "periods": periods})
+
+
+@api.route("/v1/buildings/<path:building>/consumption")
+def building_consumption(building: str) -> Any:
+    _engine().settle()
+    tk = _tenant()
+    resolution = request.args.get("resolution", "PT1H")
+    vector = request.args.get("vector", "electricity")
+    if resolution not in RESOLUTIONS:
+        raise BadRequest(f"resolution must be one of {', '.join(RESOLUTIONS)}")
+    t0, t1 = _window(tk)
+    if resolution in ("P1D", "P1M") and "fromDate" not in request.args:
+        t0 -= 400 * 86400.0
+    periods = _queries().profile(tk, building_key(building, vector), resolution, t0, t1)
+    return jsonify({"building": building, "vector": vector, "resolution": resolution, "periods": periods})
 
 
 @api.route("/v1/meters/<path:meter>/series")

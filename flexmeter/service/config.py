@@ -34,6 +34,8 @@ class ServiceConfig:
     #: NIALM: smallest active-power step (W) that is a switching event, and grouping tolerance
     nialm_min_step_w: float = 40.0
     nialm_tolerance: float = 0.15
+    #: raw readings older than this (days before the newest observation) are pruned; results are kept
+    retention_days: float = 70.0
     #: seconds between background computation passes
     compute_interval_s: float = 0.5
     #: batch size of the result writer's /v2/op/update requests

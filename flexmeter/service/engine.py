@@ -75,6 +75,7 @@ class Engine:
         self.entities.inc(stats["new"], outcome="new")
         self.entities.inc(stats["duplicates"], outcome="duplicate")
         self.entities.inc(stats["topology"], outcome="topology")
+        self.entities.inc(stats["rejected"], outcome="rejected")
         return stats
 
     def compute_once(self) -> int:

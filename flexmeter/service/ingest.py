@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flexmeter.service.config import ServiceConfig
+from flexmeter.service.errors import InvalidNotification
 from flexmeter.service.periods import SLOT, local, local_date, period_of, slots_between
 from flexmeter.service.readings import REGISTERS, TOPOLOGY_TYPES, Observation, observe
 from flexmeter.service.store import Store
@@ -45,13 +46,18 @@ class Ingestor:
     def ingest(self, tk: str, entities: Iterable[Json]) -> dict[str, int]:
         """Store what the entities say; returns counts (entities, new observations, duplicates)."""
         now = time.time()
-        stats = {"entities": 0, "new": 0, "duplicates": 0, "topology": 0}
+        stats = {"entities": 0, "new": 0, "duplicates": 0, "topology": 0, "rejected": 0}
         dirty: set[tuple[str, str, float]] = set()
         readings: list[Observation] = []
         with self.store.transaction() as conn:
             for entity in entities:
                 stats["entities"] += 1
-                observation = observe(entity, now)
+                try:
+                    observation = observe(entity, now)
+                except InvalidNotification as exc:  # one bad entity must not cost the others
+                    stats["rejected"] += 1
+                    log.warning("entity rejected: %s", exc.description)
+                    continue
                 if (observation.links or observation.properties) and self._topology(conn, tk, observation):
                     stats["topology"] += 1
                 if observation.entity_type in TOPOLOGY_TYPES:

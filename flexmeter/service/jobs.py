@@ -20,7 +20,14 @@ from flexmeter.service.analytics.registers import completeness, register_delta, 
 from flexmeter.service.config import ServiceConfig
 from flexmeter.service.periods import SLOT, day_bounds, iso, local, local_date, period_of
 from flexmeter.service.readings import REGISTERS
-from flexmeter.service.results import anomaly_entity, balance_entity, outage_entity, profile_entity
+from flexmeter.service.results import (
+    BUILDING_KEY,
+    anomaly_entity,
+    balance_entity,
+    building_key,
+    outage_entity,
+    profile_entity,
+)
 from flexmeter.service.store import Store
 from flexmeter.service.topology import Topology
 
@@ -45,6 +52,7 @@ class Jobs:
         self._data_time: dict[str, float] = {}
         self.handlers: dict[str, Handler] = {
             "p15": self.profile15,
+            "bldg": self.building_profile,
             "agg": self.aggregate,
             "bal": self.balance,
             "dt": self.delta_t,
@@ -55,6 +63,7 @@ class Jobs:
             "area_out": self.area_outage,
         }
         self.last_silence_check = 0.0
+        self.last_prune = time.time()
 
     # -- the pass -----------------------------------------------------------------------------------------
     def run_pass(self, limit: int = 20000) -> int:
@@ -80,7 +89,19 @@ class Jobs:
                 settled += len(done)
         if time.time() - self.last_silence_check >= 5.0:
             self.silence()
+        if time.time() - self.last_prune >= 3600.0:
+            self.prune()
         return settled
+
+    def prune(self) -> int:
+        """Drop raw readings older than the retention (results, counts and alarms stay)."""
+        self.last_prune = time.time()
+        row = self.store.one("SELECT max(last_t) FROM meters")
+        if not row or row[0] is None:
+            return 0
+        with self.store.transaction() as conn:
+            return int(conn.execute("DELETE FROM readings WHERE t < ?",
+                                    (float(row[0]) - self.config.retention_days * 86400.0,)).rowcount)
 
     def pending(self) -> int:
         row = self.store.one("SELECT count(*) FROM dirty")
@@ -137,6 +158,36 @@ class Jobs:
             self._mark(conn, tk, "agg", f"{resolution}|{e}", period_of(start, resolution, self.config.timezone)[0])
         for area in self.topology.areas(tk, e):
             self._mark(conn, tk, "bal", area, start)
+        building = self.topology.building(tk, e)
+        if building is not None:
+            self._mark(conn, tk, "bldg", building_key(building, vector), start)
+        return True
+
+    def building_profile(self, conn: sqlite3.Connection, tk: str, key: str, start: float) -> bool:
+        """A building's 15-min profile per commodity: the sum of its meters' (estimated unless all have one)."""
+        building, _, vector = key.partition(BUILDING_KEY)
+        meters = [m for m in self.topology.members(tk, building, "refBuilding")
+                  if self._meter(tk, m)[0] == vector]
+        if not meters:
+            return True
+        marks = ",".join("?" * len(meters))
+        rows = conn.execute(f"SELECT consumption, production, estimated, completeness FROM profiles WHERE tk=? AND "
+                            f"res='PT15M' AND start=? AND e IN ({marks})", (tk, start, *meters)).fetchall()
+        if not rows:
+            return True
+        productions = [r[1] for r in rows if r[1] is not None]
+        row = (sum(r[0] for r in rows), sum(productions) if productions else None,
+               int(any(r[2] for r in rows) or len(rows) < len(meters)), sum(r[3] for r in rows) / len(meters))
+        old = conn.execute("SELECT consumption, production, estimated, completeness FROM profiles WHERE tk=? AND "
+                           "e=? AND res='PT15M' AND start=?", (tk, key, start)).fetchone()
+        if _same(old, row):
+            return True
+        conn.execute("INSERT OR REPLACE INTO profiles VALUES (?, ?, 'PT15M', ?, ?, ?, ?, ?, ?, ?, 1)",
+                     (tk, key, start, start + SLOT, vector, *row))
+        self.store.enqueue(conn, tk, [profile_entity(key, vector, "PT15M", start, start + SLOT, row[0], row[1],
+                                                     bool(row[2]), row[3])])
+        for resolution in AGGREGATES:
+            self._mark(conn, tk, "agg", f"{resolution}|{key}", period_of(start, resolution, self.config.timezone)[0])
         return True
 
     def aggregate(self, conn: sqlite3.Connection, tk: str, key: str, start: float) -> bool:
@@ -305,10 +356,10 @@ class Jobs:
         found = water.backflow(self.store.series(tk, e, "w_flow", begin, end),
                                self.store.points(tk, e, "w_rev", begin, end))
         if found is not None:
-            t, amount = found
+            t, amount, unit = found
             day = local_date(begin + 1.0, self.config.timezone).isoformat()
-            self._alarm(conn, tk, "backflow", "backflow", e, t, None, t, "flow",
-                        f"backflow of {amount:.1f} (l/h or l)", [(t, amount, "UPPER", 0.0)], key=day)
+            self._alarm(conn, tk, "backflow", "backflow", e, t, None, t, "flow" if unit == "l/h" else "backflowVolume",
+                        f"backflow of {amount:.1f} {unit}", [(t, amount, "UPPER", 0.0)], key=day)
         return True
 
     # -- outages ----------------------------------------------------------------------------------------------
@@ -388,8 +439,8 @@ class Jobs:
                                       (tk, e)).fetchone()
                 if not active:
                     self._alarm(conn, tk, "silence", "silence", e, float(last_wall), None, now, "TimeInstant",
-                                f"no reading for {int(now - float(last_wall))} s "
-                                f"(last observation {iso(float(last_t))})",
+                                f"no reading for {int(now - float(last_wall))} s, "
+                                f"last observation {iso(float(last_t))}",
                                 [])
             back = conn.execute("SELECT a.tk, a.id, a.body, m.last_wall FROM alarms a JOIN meters m ON a.tk=m.tk AND "
                                 "a.e=m.e WHERE a.kind='silence' AND a.end IS NULL AND m.last_wall > a.start + 1e-3 "

@@ -74,6 +74,14 @@ def openapi_document() -> Json:
                 "name": "resolution", "in": "query",
                 "schema": {"type": "string", "enum": ["PT15M", "PT1H", "P1D", "P1M"], "default": "PT15M"}}],
             {"type": "object", "properties": {"periods": _array("Period")}}, "consumption"),
+        "/v1/buildings/{building}/consumption": _get(
+            "Consumption profile of a building (sum of its meters of one commodity)", [
+                {"name": "building", "in": "path", "required": True, "schema": {"type": "string"}}, *WINDOW,
+                {"name": "vector", "in": "query", "schema": {"type": "string", "default": "electricity",
+                                                             "enum": ["electricity", "heat", "water", "gas"]}},
+                {"name": "resolution", "in": "query",
+                 "schema": {"type": "string", "enum": ["PT15M", "PT1H", "P1D", "P1M"], "default": "PT1H"}}],
+            {"type": "object", "properties": {"periods": _array("Period")}}, "consumption"),
         "/v1/meters/{meter}/series": _get(
             "Raw canonical series of a meter (load curve: quantity p in W)", [METER, *WINDOW, {
                 "name": "quantity", "in": "query", "schema": {"type": "string", "default": "p"}}],

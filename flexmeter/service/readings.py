@@ -76,8 +76,6 @@ class Observation:
     links: dict[str, list[str]] = field(default_factory=dict)
     properties: dict[str, Any] = field(default_factory=dict)
     breaker: dict[str, str] = field(default_factory=dict)
-    #: a new register origin (meter replacement) was announced
-    replaced: bool = False
 
 
 def _value(attr: Any) -> Any:

@@ -40,16 +40,28 @@ def exact(value: float, places: int = 4) -> Decimal:
     return result.normalize() if result != 0 else Decimal(0)
 
 
+BUILDING_KEY = "|"
+
+
+def building_key(building: str, vector: str) -> str:
+    """The profile key of a building's aggregate of one commodity (its meters' sum)."""
+    return f"{building}{BUILDING_KEY}{vector}"
+
+
 def profile_entity(meter: str, vector: str, resolution: str, start: float, end: float, consumption: float,
                    production: float | None, estimated: bool, completeness: float) -> Json:
+    """A meter's profile, or a building's (``meter`` = :func:`building_key`) with ``refBuilding``."""
     unit_scale = 0.001 if vector in ("water", "gas") else 1.0  # litres → m³
+    building, _, _ = meter.partition(BUILDING_KEY) if BUILDING_KEY in meter else (None, "", "")
+    local = f"{local_id(building)}:{vector}" if building else local_id(meter)
     return consumption_profile(
-        f"{local_id(meter)}:{resolution}",
+        f"{local}:{resolution}",
         vector=vector,  # type: ignore[arg-type]
         resolution=resolution,  # type: ignore[arg-type]
         period_start=utc(start),
         period_end=utc(end),
-        ref_device=meter,
+        ref_device=None if building else meter,
+        ref_building=building,
         consumption=exact(max(consumption, 0.0) * unit_scale, 6 if unit_scale != 1.0 else 4),
         production=exact(max(production, 0.0)) if production is not None and vector == "electricity" else None,
         estimated=estimated,

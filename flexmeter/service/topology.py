@@ -96,12 +96,9 @@ class Topology:
                 return found[0]
         return meter
 
-    def area_members(self, tk: str, area: str) -> set[str]:
-        """Meters whose outage belongs to ``area`` (for outage grouping)."""
-        members = set()
-        for rel in ("refFeeder", "refSubstation", "refBuilding"):
-            members |= self._measurements(tk, self._sources(tk, area, rel))
-        return members | self.supply_meters(tk, area)
+    def members(self, tk: str, target: str, rel: str) -> list[str]:
+        """Measurement entities related to ``target`` by ``rel`` (directly or through their Device)."""
+        return sorted(m for m in self._measurements(tk, self._sources(tk, target, rel)) if not self.is_area(tk, m))
 
     def building(self, tk: str, meter: str) -> str | None:
         found = self.related(tk, meter, "refBuilding")

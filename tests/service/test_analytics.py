@@ -124,8 +124,8 @@ def test_night_minimum_from_flow_or_register() -> None:
 
 
 def test_backflow_from_negative_flow_or_reverse_register() -> None:
-    assert water.backflow([(1.0, 0.2), (2.0, -0.01)], []) == (2.0, 10.0)
-    assert water.backflow([], [(1.0, 5.0), (2.0, 7.0)]) == (2.0, 2.0)
+    assert water.backflow([(1.0, 0.2), (2.0, -0.01)], []) == (2.0, 10.0, "l/h")
+    assert water.backflow([], [(1.0, 5.0), (2.0, 7.0)]) == (2.0, 2.0, "l")
     assert water.backflow([(1.0, 0.1)], [(1.0, 5.0), (2.0, 5.0)]) is None
 
 

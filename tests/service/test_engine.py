@@ -13,7 +13,7 @@ from flexmeter.service.queries import Queries
 from flexmeter.service.store import tenant_key
 from flexmeter.service.synthetic import SyntheticSubstation
 
-START = 1_790_000_100.0  # not on a slot boundary: 2026-09-21T...
+START = 1_790_000_100.0  # 2026-09-21T14:15:00Z, PV producing
 
 
 def notify_all(engine: Engine, tenant: str, batches: list[list[dict]]) -> None:
@@ -41,7 +41,7 @@ def test_forty_meters_with_three_percent_losses(engine: Engine, tenant: str) -> 
         assert row["lossesPercent"] == pytest.approx(3.0, abs=0.1)
         assert row["metersExpected"] == 40 and row["metersReported"] == 40
         assert row["completeness"] == 1.0 and row["estimated"] is False
-        assert row["energyProduced"] >= 0
+        assert row["energyProduced"] > 0.1  # PV customers export: their registers enter the balance
     # the result entities (EnergyBalance, ConsumptionProfile) are queued for the broker
     kinds = {r[0].split(":")[2] for r in engine.store.query("SELECT eid FROM outbox")}
     assert {"EnergyBalance", "ConsumptionProfile"} <= kinds
@@ -113,3 +113,26 @@ def test_profiles_hourly_and_state_survives_a_restart(tmp_path: Path, tenant: st
         assert all(not q["estimated"] and q["completeness"] > 0.9 for q in quarter)
     finally:
         second.stop()
+
+
+def test_retention_prunes_old_raw_readings_only(tmp_path: Path, tenant: str) -> None:
+    engine = Engine(ServiceConfig(data_dir=tmp_path / "svc", retention_days=0.01))  # 864 s
+    try:
+        _, batches = pilot(meters=2, hours=0.5)
+        notify_all(engine, tenant, batches)
+        engine.settle()
+        before = engine.store.one("SELECT count(*) FROM readings")[0]
+        profiles = engine.store.one("SELECT count(*) FROM profiles")[0]
+        assert engine.jobs.prune() > 0
+        after = engine.store.one("SELECT count(*) FROM readings")[0]
+        assert 0 < after < before
+        assert engine.store.one("SELECT min(t) FROM readings")[0] >= START + 1800.0 - 864.0
+        assert engine.store.one("SELECT count(*) FROM profiles")[0] == profiles
+    finally:
+        engine.stop()
+
+
+def test_a_bad_entity_is_rejected_alone(engine: Engine, tenant: str) -> None:
+    _, batches = pilot(meters=2, hours=0.1)
+    stats = engine.notify(tenant, "/", {"subscriptionId": "s", "data": [{"type": "ACMeasurement"}, *batches[0]]})
+    assert stats["rejected"] == 1 and stats["new"] == len(batches[0])

@@ -11,8 +11,8 @@ import requests
 
 from flexmeter.ngsi import FiwareHeaders, NgsiClient
 from flexmeter.ngsi.errors import NgsiResponseError
-from flexmeter.service.synthetic import SyntheticSubstation
 from flexmeter.provisioning.subscriptions import ORION_CONFIG, ensure_subscription, load_subscription
+from flexmeter.service.synthetic import SyntheticSubstation
 from tests.service.conftest import service_process
 from tests.support.processes import FlexmeterProcess
 

@@ -173,6 +173,7 @@ def run_agent(config: AgentConfig) -> None:
     # Hand the GIL over sooner (default 5 ms): an MQTT ack waits for the pipeline thread's commit, and the
     # MQTT broker's in-flight window stalls while it waits.
     sys.setswitchinterval(0.0005)
+    logging.getLogger("pika").setLevel(logging.WARNING)  # pika logs every connection step at INFO
     agent = Agent(config)
     agent.start()
     log.info("IoT Agent with families %s; north %s, broker %s", [f.name for f in agent.families],

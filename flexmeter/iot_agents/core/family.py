@@ -208,9 +208,9 @@ def load_family(name: str) -> Family:
     try:
         module = importlib.import_module(module_name)
         factory: FamilyFactory = getattr(module, attr)
-    except (ImportError, AttributeError) as exc:
+        family = factory()
+    except Exception as exc:  # a family being written must not break the others
         raise UnknownFamilyError(f"family {name!r} is not available ({target}): {exc}") from exc
-    family = factory()
     if not family.name:
         raise UnknownFamilyError(f"family factory {target} returned a family without a name")
     return family

@@ -137,6 +137,8 @@ class Forwarder:
             self._send(service, path, rows[half:])
             return
         self.outbox.delete([r.id for r in rows])
+        now = time.time()
+        self.metrics.delivered([now - r.received for r in rows])
         for family, fam_rows in groupby(rows, key=lambda r: r.family):
             self.metrics.forwarded.inc(len(list(fam_rows)), family=family)
         if self.on_forwarded is not None:

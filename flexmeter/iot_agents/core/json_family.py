@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import orjson
+try:  # a C parser for the hot path; the stdlib when it is not installed
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None  # type: ignore[assignment]
 
 from flexmeter.iot_agents.core.errors import DecodeError
 from flexmeter.iot_agents.core.family import CommandReply, Decoded, Family, Message, Reading, Route
@@ -33,10 +36,11 @@ JSON_ROUTES: tuple[Route, ...] = (
 
 
 def parse_json(message: Message) -> Any:
-    try:
-        return orjson.loads(message.payload)  # fast path; the stdlib explains failures better
-    except orjson.JSONDecodeError:
-        pass
+    if orjson is not None:
+        try:
+            return orjson.loads(message.payload)  # fast path; the stdlib explains failures better
+        except orjson.JSONDecodeError:
+            pass
     text = message.text()
     try:
         return json.loads(text)

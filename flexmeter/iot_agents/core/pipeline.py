@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
+try:  # a C serializer for the hot path; the stdlib when it is not installed
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None  # type: ignore[assignment]
 
 from flexmeter.iot_agents.core.errors import (
     DeviceGroupNotFound,
@@ -41,10 +44,12 @@ log = logging.getLogger(__name__)
 
 def entity_json(entity: dict[str, Any]) -> str:
     """Compact JSON text of an entity (orjson; the stdlib for what orjson refuses, e.g. huge integers)."""
-    try:
-        return orjson.dumps(entity).decode()
-    except TypeError:
-        return json.dumps(entity, separators=(",", ":"))
+    if orjson is not None:
+        try:
+            return orjson.dumps(entity).decode()
+        except TypeError:
+            pass
+    return json.dumps(entity, separators=(",", ":"))
 
 
 @dataclass

@@ -194,10 +194,13 @@ class MbusFamily(Family):
                 failed.append((index, frame, exc))
         if failed:
             context = self._context
-            if context is None or not decoded:
-                raise failed[0][2]  # the whole message goes to the dead letters (the core's path)
-            for index, frame, exc in failed:  # the good frames go on; each bad one is a dead letter of its own
-                context.dead_letter(self.name, exc.name, exc.message, frame.data, {
+            if context is None or not decoded:  # the whole message goes to the dead letters (the core's path)
+                if len(failed) == 1:
+                    raise failed[0][2]
+                others = ", ".join(str(index + 1) for index, _, _ in failed[1:])
+                raise DecodeError(f"{failed[0][2].message} (and frame(s) {others} of {len(frames)} are bad too)")
+            for index, frame, error in failed:  # the good frames go on; each bad one is a dead letter of its own
+                context.dead_letter(self.name, error.name, error.message, frame.data, {
                     "route": message.route.pattern, "transport": message.route.transport,
                     "params": dict(message.params), "frame": index, "kind": frame.kind,
                     "concentrator": frame.concentrator})

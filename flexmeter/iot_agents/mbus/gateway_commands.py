@@ -120,6 +120,9 @@ def gateway_mbus_command(
             uplink.stop()
             summary.update(cycles=runner.cycles, buffered=store.depth(), published=uplink.published)
             store.close()
+    except TransportClosedError as exc:
+        typer.echo(f"gateway mbus: {exc}", err=True)
+        raise typer.Exit(1) from exc
     finally:
         master.close()
     if json_out:

@@ -64,6 +64,10 @@ _KIND_BY_PG_TYPE = {
 }
 
 
+MAX_SINGLE_STATEMENT_PARAMS = 30_000
+"""Notifications up to this many bound values are written as one multi-row INSERT (PostgreSQL allows 65535)."""
+
+
 def _to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=EPOCH.tzinfo)
 
@@ -238,16 +242,24 @@ class PostgresStore(Store):
     # -- io ---------------------------------------------------------------------------------------------
     def _write(self, batches: list[tuple[str, list[str], list[list[Any]]]]) -> None:
         try:
+            if len(batches) == 1 and len(batches[0][1]) * len(batches[0][2]) <= MAX_SINGLE_STATEMENT_PARAMS:
+                # One multi-row INSERT in autocommit is one implicit transaction: atomic, one round trip.
+                table, names, rows = batches[0]
+                row_sql = "(" + ", ".join(["%s"] * len(names)) + ")"
+                sql = (
+                    f"INSERT INTO {table} ({', '.join(self.quote(n) for n in names)}) "
+                    f"VALUES {', '.join([row_sql] * len(rows))}"
+                )
+                with self.pool.connection() as conn:
+                    conn.execute(sql, [value for row in rows for value in row])
+                return
             with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 for table, names, rows in batches:
                     sql = (
                         f"INSERT INTO {table} ({', '.join(self.quote(n) for n in names)}) "
                         f"VALUES ({', '.join(['%s'] * len(names))})"
                     )
-                    if len(rows) == 1:
-                        cur.execute(sql, rows[0])
-                    else:
-                        cur.executemany(sql, rows)
+                    cur.executemany(sql, rows)
         except psycopg.errors.UndefinedColumn as exc:
             self._loaded_services.clear()  # another process changed the table: reload metadata next time
             raise StoreError(f"insert failed, nothing written: {exc}") from exc
@@ -276,6 +288,7 @@ class PostgresStore(Store):
         """COPY in chunks: for benchmarks and migrations, not the notification path."""
         total = 0
         batch: list[EntityRow] = []
+        touched: set[str] = set()
 
         def flush() -> int:
             by_type: dict[str, list[EntityRow]] = {}
@@ -296,6 +309,7 @@ class PostgresStore(Store):
                                 copy.write_row(value)
             except psycopg.Error as exc:
                 raise StoreError(f"bulk load failed: {exc}") from exc
+            touched.update(table for table, _, _ in prepared)
             return len(batch)
 
         for row in rows:
@@ -305,6 +319,9 @@ class PostgresStore(Store):
                 batch = []
         if batch:
             total += flush()
+        with self.pool.connection() as conn:  # fresh statistics and visibility map, as autovacuum would give
+            for table in sorted(touched):
+                conn.execute(f"VACUUM ANALYZE {table}")
         return total
 
     def drop_tenant(self, service: str) -> None:

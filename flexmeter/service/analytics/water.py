@@ -54,12 +54,13 @@ def leak_suspicion(minima: Mapping[date, float], threshold_lph: float, nights: i
     return None
 
 
-def backflow(flows_m3h: Sequence[Point], reverse_volume_l: Sequence[Point]) -> tuple[float, float] | None:
-    """``(first time, litres or l/h seen)`` of backflow in the readings, else None."""
+def backflow(flows_m3h: Sequence[Point], reverse_volume_l: Sequence[Point]) -> tuple[float, float, str] | None:
+    """``(first time, amount, unit)`` of backflow in the readings (a reverse flow in l/h, or the reverse
+    register's increase in l), else None."""
     for t, flow in flows_m3h:
         if flow < 0:
-            return t, -flow * 1000.0
+            return t, -flow * 1000.0, "l/h"
     for (_, va), (tb, vb) in itertools.pairwise(reverse_volume_l):
         if vb > va:
-            return tb, vb - va
+            return tb, vb - va, "l"
     return None

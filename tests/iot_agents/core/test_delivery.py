@@ -111,10 +111,10 @@ def test_broker_outage_then_back_loses_no_reading(
     broker_dir.mkdir()
     broker = FlexmeterProcess(["broker", "--port", str(port), "--db", str(broker_dir / "broker.db")]).start()
     ngsi = broker.url
-    agent = agent_factory(ngsi, "json", mqtt_url=mqtt_url)
-    key = f"k{uuid.uuid4().hex[:8]}"
-    provision(agent.url, tenant, [{"apikey": key, "entity_type": "Meter"}])
     try:
+        agent = agent_factory(ngsi, "json", mqtt_url=mqtt_url)
+        key = f"k{uuid.uuid4().hex[:8]}"
+        provision(agent.url, tenant, [{"apikey": key, "entity_type": "Meter"}])
         publish_all(mqtt_url, [(f"/json/{key}/m{i}/attrs", json.dumps({"e": i})) for i in range(50)])
         wait_for(lambda: count_entities(ngsi, tenant, "Meter") == 50)
         broker.stop()
@@ -138,10 +138,10 @@ def test_agent_killed_and_restarted_loses_no_reading(
     broker = FlexmeterProcess(["broker", "--port", str(port), "--db", db]).start()
     ngsi = broker.url
     data_dir = tmp_path / "killed"
-    agent = agent_factory(ngsi, "json", mqtt_url=mqtt_url, data_dir=data_dir)
-    key = f"k{uuid.uuid4().hex[:8]}"
-    provision(agent.url, tenant, [{"apikey": key, "entity_type": "Meter"}])
     try:
+        agent = agent_factory(ngsi, "json", mqtt_url=mqtt_url, data_dir=data_dir)
+        key = f"k{uuid.uuid4().hex[:8]}"
+        provision(agent.url, tenant, [{"apikey": key, "entity_type": "Meter"}])
         broker.stop()
         publish_all(mqtt_url, [(f"/json/{key}/m{i}/attrs", json.dumps({"e": i})) for i in range(100)])
         wait_for(lambda: requests.get(f"{agent.url}/health", timeout=5).json()["outbox"] == 100)

@@ -3,6 +3,7 @@ entities whose attribute names and unitCodes are the ngsi_models tables'."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Mapping
@@ -10,6 +11,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flexmeter.iot_agents.core.errors import DecodeError
 from flexmeter.iot_agents.core.family import Message, Reading, load_family
@@ -90,8 +93,8 @@ def decode(family: DlmsFamily, payload: bytes, route: int = 0, **params: str) ->
                                  secrets=secrets))
 
 
-def mapped(reading: Reading, family: DlmsFamily) -> EntityUpdate:
-    view = DeviceView({"device_id": reading.device_id, "service": "iren", "service_path": "/turin"}, None)
+def mapped(reading: Reading, family: DlmsFamily, **device: Any) -> EntityUpdate:
+    view = DeviceView({"device_id": reading.device_id, "service": "iren", "service_path": "/turin", **device}, None)
     (update,) = Mapper().map(reading, view, family, RECEIVED)
     return update
 
@@ -181,6 +184,9 @@ def test_substation_push_maps_to_three_phase_ac_measurement() -> None:
     assert attrs["current"]["value"] == {"L1": 170.2, "L2": 168.9, "L3": 175}
     assert attrs["totalActiveEnergyImport"]["value"] == 901234.567
     assert "phaseType" not in attrs
+    customer = mapped(reading, family, internal_attributes={"model": "THREE_PHASE"})  # provisioned model wins
+    assert customer.entity_type == "ACMeasurement" and customer.attrs["phaseType"]["value"] == "threePhase"
+    assert customer.attrs["current"]["value"] == {"L1": 170.2, "L2": 168.9, "L3": 175}
 
 
 P1_LINES: DataLines = [
@@ -286,3 +292,20 @@ def test_udp_datagrams_are_submitted_as_messages() -> None:
     (reading,) = family.decode(Message(message.route, message.payload, message.params, secrets=secrets))
     assert isinstance(reading, Reading)
     assert reading.device_id == TITLE_HEX and reading.values["1.7.0"] == 1520
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=300), position=st.integers(min_value=0, max_value=400),
+       flip=st.integers(min_value=1, max_value=255), hexed=st.booleans())
+def test_any_input_is_a_reading_or_a_decode_error(data: bytes, position: int, flip: int, hexed: bool) -> None:
+    """Random bytes and mutated real pushes: the family raises nothing but the core's DecodeError."""
+    family = DlmsFamily()
+    for candidate in (data, _mutate(ggc(1), position, flip), _mutate(push(substation_body()), position, flip)):
+        body = candidate.hex().encode() if hexed else candidate
+        with contextlib.suppress(DecodeError):
+            decode(family, body)
+
+
+def _mutate(frame: bytes, position: int, flip: int) -> bytes:
+    index = position % len(frame)
+    return frame[:index] + bytes((frame[index] ^ flip,)) + frame[index + 1:]

@@ -181,14 +181,22 @@ def test_every_corpus_frame_gives_json_values_or_a_decode_error(corpus_dir: Path
     frames += [UplinkFrame("wmbus", bytes.fromhex(v["input"])) for v in vectors]
     assert len(frames) > 90
     readings = rejected = 0
+    reasons: list[str] = []
+    ids: list[str] = []
     for frame in frames:
         family = MbusFamily()
         try:
             (reading,) = _readings(family, _message(build_json_uplink([frame], "c1")))
-        except DecodeError:
+        except DecodeError as exc:
             rejected += 1
+            reasons.append(exc.message)
             continue
+        ids.append(reading.device_id)
         json.dumps(dict(reading.values), allow_nan=False)
         assert reading.device_id and len(reading.device_id) == 16
         readings += 1
     assert readings >= 76 and rejected >= 1
+    assert "12345678FFFFFF07" in ids  # manual_frame2: fixed data structure, no manufacturer/version
+    assert any("reports application error 3 (Too many records)" in r for r in reasons)
+    assert any("CI A2 (manufacturer-specific" in r for r in reasons)
+    assert any("ELL AES-CTR) and no AES key" in r for r in reasons)

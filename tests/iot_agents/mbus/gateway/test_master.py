@@ -117,7 +117,7 @@ def test_secondary_addressing(bus: tuple[MbusSlaveSimulator, MbusMaster]) -> Non
 
 
 def test_scans(bus: tuple[MbusSlaveSimulator, MbusMaster]) -> None:
-    sim, master = bus
+    _, master = bus
     master.timing = BusTiming(2400, response_timeout_override=0.06)  # generous: the CI machine is shared
     assert master.scan_primary([*range(0, 10), *range(245, 251)]) == [5, 7, 250]
     # 12345678 and 12345679 answer together down to the last digit: the search descends through collisions
