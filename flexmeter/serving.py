@@ -20,7 +20,7 @@ from waitress.server import create_server
 log = logging.getLogger(__name__)
 
 
-class _Stop(Exception):
+class _Stop(BaseException):
     """Raised from the signal handler to leave waitress' loop."""
 
 

@@ -47,7 +47,7 @@ def service_command(
 
 def bench_service_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    duration: float = typer.Option(10.0, "--duration", help="Seconds of load."),
+    duration: float = typer.Option(10.0, "--duration", help="Sizes the load (s at 8,000 entities/s)."),
     meters: int = typer.Option(400, "--meters", help="Meters (electricity, heat and water mixed)."),
     batch: int = typer.Option(200, "--batch", help="Entities per notification."),
     clients: int = typer.Option(2, "--clients", help="Concurrent notifying connections."),

@@ -133,3 +133,25 @@ def test_breaker_command_through_the_broker(broker_process: FlexmeterProcess, tm
         assert missing.status_code == 404
         audit = requests.get(f"{service.url}/v1/breaker/audit", headers=auth, timeout=10).json()
         assert [a["status"] for a in audit] == ["FAILED", "OK"]
+
+
+def test_killed_and_restarted_loses_nothing(tmp_path: Path, tenant: str) -> None:
+    grid = SyntheticSubstation(name="K", meters=8, loss_share=0.02, seed=5)
+    batches = [grid.topology(), *grid.run(START, START + 2700.0, 60.0)]
+    headers = {"Fiware-Service": tenant, "Fiware-ServicePath": "/malmo"}
+    first = service_process(tmp_path, None).start()
+    try:
+        for batch in batches[:25]:
+            assert post(first.url, tenant, batch).status_code == 200
+    finally:
+        first.kill()  # SIGKILL: no clean shutdown
+    with service_process(tmp_path, None) as second:
+        for batch in batches[20:]:  # some delivered again
+            assert post(second.url, tenant, batch).status_code == 200
+        balances = requests.get(f"{second.url}/v1/losses", headers=headers, timeout=30).json()["balances"]
+        quarters = requests.get(f"{second.url}/v1/meters/{grid.meter_id(2)}/consumption", headers=headers,
+                                timeout=30).json()["periods"]
+    assert [b["from"] for b in balances] == ["2026-09-21T14:15:00.000Z", "2026-09-21T14:30:00.000Z",
+                                             "2026-09-21T14:45:00.000Z"]
+    assert all(abs(b["lossesPercent"] - 2.0) <= 0.1 and not b["estimated"] for b in balances)
+    assert len(quarters) == 3 and all(q["completeness"] == 1.0 for q in quarters)

@@ -64,8 +64,9 @@ _KIND_BY_PG_TYPE = {
 }
 
 
-MAX_SINGLE_STATEMENT_PARAMS = 30_000
-"""Notifications up to this many bound values are written as one multi-row INSERT (PostgreSQL allows 65535)."""
+COPY_MIN_ROWS = 10
+"""A notification with fewer rows (of one type) is one multi-row INSERT in autocommit: one round trip;
+larger ones go through COPY inside a transaction."""
 
 
 def _to_datetime(ms: int) -> datetime:
@@ -242,7 +243,7 @@ class PostgresStore(Store):
     # -- io ---------------------------------------------------------------------------------------------
     def _write(self, batches: list[tuple[str, list[str], list[list[Any]]]]) -> None:
         try:
-            if len(batches) == 1 and len(batches[0][1]) * len(batches[0][2]) <= MAX_SINGLE_STATEMENT_PARAMS:
+            if len(batches) == 1 and len(batches[0][2]) < COPY_MIN_ROWS:
                 # One multi-row INSERT in autocommit is one implicit transaction: atomic, one round trip.
                 table, names, rows = batches[0]
                 row_sql = "(" + ", ".join(["%s"] * len(names)) + ")"
@@ -255,11 +256,15 @@ class PostgresStore(Store):
                 return
             with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 for table, names, rows in batches:
-                    sql = (
-                        f"INSERT INTO {table} ({', '.join(self.quote(n) for n in names)}) "
-                        f"VALUES ({', '.join(['%s'] * len(names))})"
-                    )
-                    cur.executemany(sql, rows)
+                    columns = ", ".join(self.quote(n) for n in names)
+                    if len(rows) >= COPY_MIN_ROWS:  # COPY costs half the CPU of INSERT per row
+                        with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                            for row in rows:
+                                copy.write_row(row)
+                    else:
+                        cur.executemany(
+                            f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(names))})", rows
+                        )
         except psycopg.errors.UndefinedColumn as exc:
             self._loaded_services.clear()  # another process changed the table: reload metadata next time
             raise StoreError(f"insert failed, nothing written: {exc}") from exc

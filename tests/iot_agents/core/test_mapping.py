@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -167,3 +168,31 @@ def test_outbox_survives_reopening_and_dead_letters_keep_the_raw_payload(tmp_pat
     (dead,) = reopened.dead_letters()
     assert dead.raw == b"\xff{" and dead.reason == "payload is not JSON"
     assert dead.as_json()["raw"] == {"hex": "ff7b"}
+
+
+def test_inbox_messages_left_by_a_dead_agent_are_decoded_at_the_next_start(tmp_path: Path) -> None:
+    """Acked (in the inbox) but not decoded when the process died: the next pipeline finishes the job."""
+    from flexmeter.iot_agents.core.metrics import AgentMetrics
+    from flexmeter.iot_agents.core.outbox import InboxRow
+    from flexmeter.iot_agents.core.pipeline import Pipeline
+
+    registry = Registry(tmp_path / "registry.db", tmp_path / "secrets.db")
+    registry.create_groups("acme", "/x", [{"apikey": "k", "entity_type": "Meter"}])
+    outbox = Outbox(tmp_path / "outbox.db")
+    route = next(r for r in JSON_ROUTES if r.pattern == "/json/{apikey}/{device_id}/attrs")
+    outbox.put_inbox([InboxRow("json", "mqtt", route.pattern, {"apikey": "k", "device_id": f"m{i}"},
+                               json.dumps({"e": i}).encode(), None, 1.0) for i in range(3)]
+                     + [InboxRow("json", "mqtt", route.pattern, {"apikey": "k", "device_id": "m9"}, b"{", None, 1.0)])
+    pipeline = Pipeline(registry, outbox, Mapper(), AgentMetrics())
+    pipeline.families = {"json": FAMILY}
+    pipeline.start()
+    try:
+        deadline = time.monotonic() + 10
+        while outbox.inbox_depth() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        pipeline.stop()
+    assert outbox.inbox_depth() == 0
+    assert [json.loads(r.entity)["id"] for r in outbox.peek(10)] == ["Meter:m0", "Meter:m1", "Meter:m2"]
+    (dead,) = outbox.dead_letters()
+    assert dead.raw == b"{" and dead.error == "WRONG_SYNTAX"
