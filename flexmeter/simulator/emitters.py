@@ -102,6 +102,7 @@ class MqttEmitter(Emitter):
         super().__init__()
         host, port, user, password = _host_port(url, 1883)
         self._pending: dict[int, tuple[str, int]] = {}
+        self._early: set[int] = set()
         self._connected = threading.Event()
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                    protocol=mqtt.MQTTv311, clean_session=True)
@@ -123,19 +124,27 @@ class MqttEmitter(Emitter):
     def _on_publish(self, _client: Any, _userdata: Any, mid: int, *_rest: Any) -> None:
         with self._lock:
             item = self._pending.pop(mid, None)
+            if item is None:  # the PUBACK beat publish() returning the mid: send() settles it
+                self._early.add(mid)
         if item is not None:
             self._done(item[0], item[1], True)
 
     def send(self, emission: Emission) -> None:
         self._sent(emission)
-        # the lock is held until the mid is registered: a PUBACK racing publish() waits in _on_publish
+        # never hold our lock across publish(): paho calls on_publish under its own message lock
+        info = self._client.publish(emission.channel, emission.payload, qos=1)
+        if info.rc != 0:
+            log.warning("MQTT publish to %s refused (rc %s)", emission.channel, info.rc)
+            self._done(emission.family, emission.readings, False)
+            return
         with self._lock:
-            info = self._client.publish(emission.channel, emission.payload, qos=1)
-            if info.rc != 0:
-                self.counts.failed[emission.family] += emission.readings
-                log.warning("MQTT publish to %s refused (rc %s)", emission.channel, info.rc)
-                return
-            self._pending[info.mid] = (emission.family, emission.readings)
+            early = info.mid in self._early
+            if early:
+                self._early.discard(info.mid)
+            else:
+                self._pending[info.mid] = (emission.family, emission.readings)
+        if early:
+            self._done(emission.family, emission.readings, True)
 
     def outstanding(self) -> int:
         with self._lock:

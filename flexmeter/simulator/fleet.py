@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from flexmeter.errors import FlexmeterError
+from flexmeter.iot_agents.mbus.telegram import manufacturer_value
 from flexmeter.provisioning.inventory import read_meter_csv
 from flexmeter.provisioning.schema import Group, Inventory, Meter, Tenant
 from flexmeter.provisioning.secrets import resolve
@@ -65,6 +66,8 @@ class SimMeter:
     manufacturer: str | None = None
     system_title: bytes | None = None
     keys: dict[str, bytes] = field(default_factory=dict)
+    mbus_version: int | None = None
+    mbus_medium: int | None = None
     contracted_kw: Decimal | None = None
     customers: int = 1
     phase: int = 0
@@ -182,12 +185,21 @@ def fleet_from_tenant(tenant: Tenant, base: Path, pilot: str, known_keys: Mappin
             substation = feeders[feeder].substation
         address = item.address
         serial = str(address.get("secondary") or item.serial or "") or None
+        manufacturer = item.manufacturer
+        version, medium = _int(address.get("version")), _int(address.get("medium"))
+        if serial and len(serial) == 16:  # the full secondary address: ID, manufacturer, version, medium
+            try:
+                manufacturer = manufacturer_name(int(serial[8:12], 16))
+                version, medium, serial = int(serial[12:14], 16), int(serial[14:16], 16), serial[:8]
+            except ValueError:
+                raise FleetError(f"meter {item.id}: address.secondary {serial!r} is not 16 hex digits") from None
         title = address.get("system_title")
         meter = SimMeter(
             id=item.id, role=role, pilot=pilot, service=service,
             service_path=group.service_path or tenant.default_service_path or "/",
             apikey=group.apikey, gateway=_gateway(role, group.apikey, ordinal), building=item.building,
-            feeder=feeder, substation=substation, serial=serial, manufacturer=item.manufacturer,
+            feeder=feeder, substation=substation, serial=serial, manufacturer=manufacturer,
+            mbus_version=version, mbus_medium=medium,
             system_title=bytes.fromhex(str(title)) if title else None,
             contracted_kw=building.contracted_heat_power if building else None,
             customers=(building.customers_count or 1) if building else 1,
@@ -214,6 +226,24 @@ def fleet_from_tenant(tenant: Tenant, base: Path, pilot: str, known_keys: Mappin
         if meter.substation and meter.role in ("elec_dlms", "e350", "pv"):
             fleet.substation_customers.setdefault(meter.substation, []).append(meter.id)
     return fleet
+
+
+def _int(value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    return int(text, 16) if text.lower().startswith("0x") else int(text)
+
+
+def mbus_device_id(meter: SimMeter) -> str:
+    """The M-Bus agent's device id of a simulated meter: its 16-hex-digit secondary address
+    (docs/mbus-agent.md): ID, manufacturer, version, medium."""
+    from flexmeter.simulator.frames import mbus_identity
+
+    serial, manufacturer, version, medium = mbus_identity(meter)
+    return f"{int(serial):08d}{manufacturer_value(manufacturer):04X}{version:02X}{medium:02X}"
 
 
 def pilot_of(service: str) -> str:

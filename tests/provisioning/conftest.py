@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from flexmeter.ngsi import FiwareHeaders, NgsiClient
 from flexmeter.ngsi.iota import IotAgentClient
-from flexmeter.provisioning import Target
+from flexmeter.provisioning.operations import Target
 from tests.conftest import start_broker
 from tests.support.processes import FlexmeterProcess
 

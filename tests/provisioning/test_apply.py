@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flexmeter.provisioning import apply, open_session
+from flexmeter.provisioning.operations import apply, open_session
 from flexmeter.provisioning.pilots import apply_pilots
 from tests.provisioning.conftest import Stack, headers, run_cli
 from tests.provisioning.inventories import KEY_VALUE, small_inventory

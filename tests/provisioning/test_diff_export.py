@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from flexmeter.provisioning import apply, load_inventory, open_session, plan
+from flexmeter.provisioning.inventory import load_inventory
+from flexmeter.provisioning.operations import apply, open_session, plan
 from tests.provisioning.conftest import Stack, headers, run_cli
 from tests.provisioning.inventories import KEY_VALUE, small_inventory
 

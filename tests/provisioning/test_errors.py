@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from flexmeter.provisioning import InventoryError, Target, apply_plan, load_inventory, open_session, plan
+from flexmeter.provisioning.apply import apply_plan
 from flexmeter.provisioning.desired import compile_inventory
+from flexmeter.provisioning.errors import InventoryError
+from flexmeter.provisioning.inventory import load_inventory
+from flexmeter.provisioning.operations import Target, open_session, plan
 from tests.provisioning.conftest import Stack, headers, run_cli, run_process, start_agent
 from tests.provisioning.inventories import small_inventory
 from tests.support.processes import FlexmeterProcess

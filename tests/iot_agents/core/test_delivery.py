@@ -57,10 +57,11 @@ def test_mqtt_http_and_amqp_measures_become_entity_attributes(
     entity = wait_for(lambda: (e := get_entity(ngsi, tenant, "Room:r1")) and e["power"]["value"] == 2000 and e)
     assert entity["note"] == {"type": "Text", "value": "via http", "metadata": entity["note"]["metadata"]}
 
+    # consuming means the queue is bound: a message published before that would be unroutable
+    wait_for(lambda: requests.get(f"{agent.url}/health", timeout=5).json()["amqp"] is True)
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    wait_for(lambda: _metric(agent.url, "iota_received_total") >= 2)
     channel = connection.channel()
-    wait_for(lambda: channel.queue_declare(f"flexmeter.iota.{_identity(agent)}", passive=True), timeout=10)
+    assert channel.queue_declare(f"flexmeter.iota.{_identity(agent)}", passive=True)
     channel.basic_publish("amq.topic", f".json.{key}.r1.attrs", json.dumps({"p": 3}).encode())
     connection.close()
     wait_for(lambda: get_entity(ngsi, tenant, "Room:r1")["power"]["value"] == 3000)
