@@ -24,8 +24,6 @@ from flexmeter.simulator.runner import Runner
 
 log = logging.getLogger(__name__)
 PILOTS = {"turin": ["turin"], "malmo": ["malmo"], "all": ["turin", "malmo"]}
-TRANSPORT_OF = {"mbus": "mqtt", "wmbus": "mqtt", "dlms": "mqtt", "connode": "mqtt", "midori": "amqp",
-                "ennova": "http"}
 
 
 def parse_start(text: str | None) -> int:
@@ -82,6 +80,7 @@ def simulate_command(
         summary: dict[str, Any] = {"inventories": [str(p) for p in paths], "scale": scale, "seed": seed}
         _print(summary, json_output, "wrote " + ", ".join(str(p) for p in paths))
         return
+    logging.getLogger("pika").setLevel(logging.WARNING)
     settings = get_settings()
     try:
         fleet = build_fleet(pilots, scale, seed, inventory)
@@ -104,9 +103,10 @@ def simulate_command(
     sim = Simulation(fleet, seed, t0, duration, midori_queue=queue)
     runner = Runner(sim, emitters, speed=speed, duration=duration, progress_every=progress)
     counts = ", ".join(f"{n} {role}" for role, n in sorted(fleet.counts().items()))
-    print(f"simulate: {len(fleet.meters)} meters ({counts}); sim start {datetime.fromtimestamp(t0, UTC):%Y-%m-%dT%H:%M:%SZ}"
-          f", speed {speed or 'max'}, seed {seed}{'' if duration is None else f', {duration} s'}",
-          file=sys.stderr, flush=True)
+    began = datetime.fromtimestamp(t0, UTC)
+    until = "" if duration is None else f", {duration} s"
+    print(f"simulate: {len(fleet.meters)} meters ({counts}); sim start {began:%Y-%m-%dT%H:%M:%SZ}, "
+          f"speed {speed or 'max'}, seed {seed}{until}", file=sys.stderr, flush=True)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: runner.stop())
     summary = runner.run()

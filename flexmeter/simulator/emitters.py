@@ -13,6 +13,7 @@ silently (a failure is counted and logged, the run goes on).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -200,10 +201,8 @@ class AmqpEmitter(Emitter):
         self._done(emission.family, emission.readings, True)
 
     def close(self, timeout: float = 30.0) -> None:
-        try:
+        with contextlib.suppress(self._pika.exceptions.AMQPError):
             self._connection.close()
-        except self._pika.exceptions.AMQPError:
-            pass
 
 
 class HttpEmitter(Emitter):

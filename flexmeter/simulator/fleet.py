@@ -20,7 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from flexmeter.errors import FlexmeterError
-from flexmeter.iot_agents.mbus.telegram import manufacturer_value
+from flexmeter.iot_agents.mbus.telegram import manufacturer_code, manufacturer_value
 from flexmeter.provisioning.inventory import read_meter_csv
 from flexmeter.provisioning.schema import Group, Inventory, Meter, Tenant
 from flexmeter.provisioning.secrets import resolve
@@ -131,7 +131,7 @@ def _role(meter: Meter, group: Group) -> Role:
             return "echelon"
         if model == "DH" or meter.type == "heat":
             return "heat_connode"
-        if group.service_path and "pv" in group.service_path or meter.id.upper().startswith(("MA-PV", "PV")):
+        if (group.service_path and "pv" in group.service_path) or meter.id.upper().startswith(("MA-PV", "PV")):
             return "pv"
         return "e350"
     raise FleetError(f"meter {meter.id}: the simulator has no model for protocol {protocol!r}")
@@ -189,7 +189,7 @@ def fleet_from_tenant(tenant: Tenant, base: Path, pilot: str, known_keys: Mappin
         version, medium = _int(address.get("version")), _int(address.get("medium"))
         if serial and len(serial) == 16:  # the full secondary address: ID, manufacturer, version, medium
             try:
-                manufacturer = manufacturer_name(int(serial[8:12], 16))
+                manufacturer = manufacturer_code(int(serial[8:12], 16))
                 version, medium, serial = int(serial[12:14], 16), int(serial[14:16], 16), serial[:8]
             except ValueError:
                 raise FleetError(f"meter {item.id}: address.secondary {serial!r} is not 16 hex digits") from None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flexmeter.iot_agents.dlms import axdr
 from flexmeter.iot_agents.dlms.apdu import build_data_notification
@@ -21,6 +21,9 @@ from flexmeter.iot_agents.dlms.cosem_time import CosemDateTime
 from flexmeter.iot_agents.dlms.security import build_general_glo_ciphering
 from flexmeter.iot_agents.mbus.encode import build_rsp_ud, build_wmbus, encode_record, vif_for
 from flexmeter.iot_agents.mbus.uplink import UplinkFrame, build_json_uplink
+
+if TYPE_CHECKING:
+    from flexmeter.simulator.fleet import SimMeter
 
 Json = dict[str, Any]
 
@@ -47,7 +50,7 @@ def iso(epoch: int | float) -> str:
 
 
 def number(value: int | Decimal, places: int = 0) -> int | float:
-    """An exact JSON number: ``value`` × 10^-places as the float whose repr is that decimal."""
+    """An exact JSON number: ``value`` x 10^-places as the float whose repr is that decimal."""
     if places == 0:
         return int(value)
     scaled = Decimal(value).scaleb(-places)
@@ -55,7 +58,16 @@ def number(value: int | Decimal, places: int = 0) -> int | float:
 
 
 # -- M-Bus -------------------------------------------------------------------------------------------------
-def heat_rsp_ud(*, serial: str, manufacturer: str, primary: int, access: int, energy_wh: int, volume_l: int,
+def mbus_identity(meter: SimMeter) -> tuple[str, str, int, int]:
+    """(ID, manufacturer, version, medium) of an M-Bus meter, with the simulator's defaults."""
+    heat = meter.role == "heat_mbus"
+    assert meter.serial is not None
+    return (meter.serial, meter.manufacturer or ("KAM" if heat else "DME"),
+            meter.mbus_version if meter.mbus_version is not None else (HEAT_VERSION if heat else WATER_VERSION),
+            meter.mbus_medium if meter.mbus_medium is not None else (HEAT_MEDIUM if heat else WATER_MEDIUM))
+
+
+def heat_rsp_ud(meter: SimMeter, *, primary: int, access: int, energy_wh: int, volume_l: int,
                 power_w: int, flow_lph: int, forward_c: int, return_c: int) -> bytes:
     records = b"".join((
         encode_record(_VIF_ENERGY_WH, energy_wh, data_field=_INT32),
@@ -66,14 +78,16 @@ def heat_rsp_ud(*, serial: str, manufacturer: str, primary: int, access: int, en
         encode_record(_VIF_TR, return_c, data_field=_INT16),
         encode_record(_VIF_DT, forward_c - return_c, data_field=_INT16),
     ))
-    return build_rsp_ud(address=primary & 0xFF, meter_id=serial, manufacturer=manufacturer, version=HEAT_VERSION,
-                        medium=HEAT_MEDIUM, access_number=access & 0xFF, status=0, records=records)
+    serial, manufacturer, version, medium = mbus_identity(meter)
+    return build_rsp_ud(address=primary & 0xFF, meter_id=serial, manufacturer=manufacturer, version=version,
+                        medium=medium, access_number=access & 0xFF, status=0, records=records)
 
 
-def water_wmbus(*, serial: str, manufacturer: str, access: int, volume_l: int, flow_lph: int, key: bytes) -> bytes:
+def water_wmbus(meter: SimMeter, *, access: int, volume_l: int, flow_lph: int, key: bytes) -> bytes:
     records = (encode_record(_VIF_VOLUME_L, volume_l, data_field=_INT32)
                + encode_record(_VIF_FLOW_LPH, flow_lph, data_field=_INT32))
-    return build_wmbus(meter_id=serial, manufacturer=manufacturer, version=WATER_VERSION, medium=WATER_MEDIUM,
+    serial, manufacturer, version, medium = mbus_identity(meter)
+    return build_wmbus(meter_id=serial, manufacturer=manufacturer, version=version, medium=medium,
                        access_number=access & 0xFF, status=0, records=records, key=key)
 
 
@@ -124,7 +138,8 @@ def invocation_counter(epoch: int) -> int:
     return max(1, epoch - DLMS_EPOCH)
 
 
-def single_phase_values(import_wh: int, export_wh: int, power_w: int, voltage_dv: int) -> list[tuple[str, int, int, int]]:
+def single_phase_values(import_wh: int, export_wh: int, power_w: int,
+                        voltage_dv: int) -> list[tuple[str, int, int, int]]:
     current_ca = (power_w * 1000 // voltage_dv) if voltage_dv else 0  # 0.01 A
     return [("1-0:1.8.0.255", import_wh, 0, _WH), ("1-0:2.8.0.255", export_wh, 0, _WH),
             ("1-0:1.7.0.255", power_w, 0, _W), ("1-0:2.7.0.255", 0, 0, _W),

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from flexmeter.simulator.fleet import Fleet, fleet_from_document
+from flexmeter.simulator.frames import HEAT_MEDIUM, HEAT_VERSION, WATER_MEDIUM, WATER_VERSION
 
 Json = dict[str, Any]
 
@@ -67,12 +68,14 @@ def turin_inventory(scale: float, seed: int, keys_file: str) -> tuple[Json, dict
         heat_serial, water_serial = f"{71000000 + b:08d}", f"{12000000 + b:08d}"
         meters.append({"id": f"TO-DH-{b:04d}", "group": "iren-dh-mbus", "type": "heat", "manufacturer": "KAM",
                        "model": "MULTICAL 603", "serial": heat_serial, "building": bid,
-                       "address": {"primary": 1 + (b - 1) % 250, "secondary": heat_serial}})
+                       "address": {"primary": 1 + (b - 1) % 250, "secondary": heat_serial,
+                                   "version": HEAT_VERSION, "medium": HEAT_MEDIUM}})
         wid = f"TO-W-{b:04d}"
         keys[wid] = demo_key(seed, wid)
         meters.append({"id": wid, "group": "iren-water-wmbus", "type": "water", "manufacturer": "DME",
                        "model": "HYDRUS", "serial": water_serial, "building": bid,
-                       "address": {"secondary": water_serial}, "keys": {"aes_key": f"file:{keys_file}#{wid}"}})
+                       "address": {"secondary": water_serial, "version": WATER_VERSION, "medium": WATER_MEDIUM},
+                       "keys": {"aes_key": f"file:{keys_file}#{wid}"}})
         eid = f"TO-EL-{b:04d}"
         keys[f"{eid}.guek"] = demo_key(seed, f"{eid}.guek")
         keys[f"{eid}.gak"] = demo_key(seed, f"{eid}.gak")

@@ -6,7 +6,7 @@ the ground truth (:mod:`.truth`) of what was injected and of the exact energy ba
 the runner decides how fast sim time goes and the emitters send.
 
 Electricity loads are constant for 10 s steps; registers are integer joules, so for every substation and
-every 15 minutes: delivered = Σ customers' import − Σ customers' export + injected losses, exactly.
+every 15 minutes: delivered = Σ customers' import - Σ customers' export + injected losses, exactly.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class SubstationState:
 
 @dataclass
 class HeatState:
-    energy_acc: int = 0      # W·s × HEAT_SCALE
+    energy_acc: int = 0      # W·s x HEAT_SCALE
     volume_acc: int = 0      # l·s/h
     point: HeatPoint | None = None
     since: int = 0
@@ -103,8 +103,9 @@ class WaterState:
 
 def loss_w(customers_w: int, rate_bp: int) -> int:
     """Losses (W) of a phase for a loss rate in basis points of the energy the substation delivers:
-    delivered = customers + losses and losses = rate × delivered, so losses = customers × r / (1 − r)."""
-    return customers_w * rate_bp // (10_000 - rate_bp)
+    delivered = customers + losses and losses = rate x delivered, so losses = customers x r / (1 - r)."""
+    denominator = 10_000 - rate_bp
+    return (2 * customers_w * rate_bp + denominator) // (2 * denominator)  # rounded to the nearest W
 
 
 class Simulation:
@@ -365,14 +366,14 @@ class Simulation:
                 "C.7.1": 0, "C.7.2": 0, "C.7.3": 0, "pulse1": 0, "pulse2": 0,
             }
             return {"device": meter.id, "model": "ECHELON", "time": time, "type": "reading", "values": values}
-        state = self._heat_advance(meter, t)
-        point = state.point
+        heat = self._heat_advance(meter, t)
+        point = heat.point
         assert point is not None
         return {"device": meter.id, "model": "DH", "time": time, "type": "reading", "values": {
             "forwardTemp": frames.number(point.forward_c, 2), "returnTemp": frames.number(point.return_c, 2),
-            "flow": frames.number(point.flow_lph, 3), "volume": state.volume_l(),
-            "power": frames.number(round(point.power_w), 3), "peakPower": frames.number(state.peak_w, 3),
-            "energy": frames.number(state.energy_wh(), 6)}}
+            "flow": frames.number(point.flow_lph, 3), "volume": heat.volume_l(),
+            "power": frames.number(round(point.power_w), 3), "peakPower": frames.number(heat.peak_w, 3),
+            "energy": frames.number(heat.energy_wh(), 6)}}
 
     # -- heat --------------------------------------------------------------------------------------------
     def _heat_advance(self, meter: SimMeter, t: int) -> HeatState:
@@ -404,8 +405,7 @@ class Simulation:
         point = state.point
         assert point is not None and meter.serial is not None
         state.access += 1
-        return frames.heat_rsp_ud(serial=meter.serial, manufacturer=meter.manufacturer or "KAM",
-                                  primary=1, access=state.access, energy_wh=state.energy_wh(),
+        return frames.heat_rsp_ud(meter, primary=1, access=state.access, energy_wh=state.energy_wh(),
                                   volume_l=state.volume_l(), power_w=round(point.power_w), flow_lph=point.flow_lph,
                                   forward_c=point.forward_c, return_c=point.return_c)
 
@@ -429,8 +429,8 @@ class Simulation:
         state.access += 1
         self.truth.water(meter.id, t, state.volume_ml // 1000, flow_lph, leaked)
         assert meter.serial is not None
-        return frames.water_wmbus(serial=meter.serial, manufacturer=meter.manufacturer or "DME", access=state.access,
-                                  volume_l=state.volume_ml // 1000, flow_lph=flow_lph, key=meter.keys["aes"])
+        return frames.water_wmbus(meter, access=state.access, volume_l=state.volume_ml // 1000, flow_lph=flow_lph,
+                                  key=meter.keys["aes"])
 
     # -- NIALM and ENNOVA --------------------------------------------------------------------------------
     def _nialm(self, meter: SimMeter, t: int) -> Emission:

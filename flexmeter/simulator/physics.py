@@ -17,10 +17,10 @@ STEP = 10
 """Seconds for which an electricity load is constant (the E350's reading interval)."""
 
 WATER_HEAT_CAPACITY = 1163
-"""c of water, in units of 0.001 Wh/(l·K): P[W] = flow[l/h] × ΔT[K] × 1.163 (EN 1434's k ≈ 1.163 kWh/(m³·K))."""
+"""c of water, in units of 0.001 Wh/(l·K): P[W] = flow[l/h] x ΔT[K] x 1.163 (EN 1434's k ≈ 1.163 kWh/(m³·K))."""
 
 HEAT_SCALE = 100_000
-"""P[W] = flow × ΔT[0.01 K] × 1163 / HEAT_SCALE: the power of an operating point, exactly."""
+"""P[W] = flow x ΔT[0.01 K] x 1163 / HEAT_SCALE: the power of an operating point, exactly."""
 
 
 def unit(*parts: object) -> float:
@@ -72,7 +72,7 @@ class HeatPoint:
 
     @property
     def power_scaled(self) -> int:
-        """Power × HEAT_SCALE (W): exact."""
+        """Power x HEAT_SCALE (W): exact."""
         return self.flow_lph * self.delta_c * WATER_HEAT_CAPACITY
 
     @property
@@ -82,7 +82,7 @@ class HeatPoint:
 
 def heat_point(seed: int, meter_id: str, slot: int, hour: float, contracted_kw: float,
                low_delta_t: bool = False) -> HeatPoint:
-    """The operating point for a heat demand that follows the outdoor temperature (design −8 °C)."""
+    """The operating point for a heat demand that follows the outdoor temperature (design -8 °C)."""
     out = outdoor_temperature(hour)
     demand = min(1.0, max(0.08, (18.0 - out) / 26.0))
     comfort = 1.15 if 6 <= hour < 9 or 17 <= hour < 22 else 0.85

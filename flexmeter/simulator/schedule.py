@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from flexmeter.simulator.fleet import Fleet, SimMeter, stable_int
+from flexmeter.simulator.fleet import Fleet, Role, SimMeter, stable_int
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,9 @@ def default_schedule(fleet: Fleet, seed: int, start: int, duration: int) -> list
         affected = sorted(m.id for m in customers if m.building == building)
         length = max(20, min(1800, int(duration * 0.2)))
         out.append(Injection("outage", building, at(0.3), at(0.3) + length, {"pilot": pilot, "meters": affected}))
-    for role in ("heat_mbus", "water_wmbus"):
-        for meter in _pick(fleet.by_role(role), seed, "replace"):  # type: ignore[arg-type]
+    roles: tuple[Role, ...] = ("heat_mbus", "water_wmbus")
+    for role in roles:
+        for meter in _pick(fleet.by_role(role), seed, "replace"):
             out.append(Injection("replacement", meter.id, at(0.5), None, {"role": role, "new_register": 0}))
     heat = fleet.by_role("heat_mbus") or fleet.by_role("heat_connode")
     for meter in _pick(heat, seed, "lowdt"):

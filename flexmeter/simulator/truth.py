@@ -76,7 +76,8 @@ class GroundTruth:
                              "delivered_export_J": de, "customers_net_kWh": round((ci - ce) / 3.6e6, 6),
                              "delivered_net_kWh": round((di - de) / 3.6e6, 6),
                              "losses_kWh": round(loss / 3.6e6, 6),
-                             "loss_pct": round(100 * loss / (di - de), 4) if di - de else None})
+                             # losses over the energy entering the LV network: substation import + PV injection
+                             "loss_pct": round(100 * loss / (di + ce), 4) if di + ce else None})
             substations[sid] = {"meter": self.fleet.substation_meter.get(sid),
                                 "customers": self.fleet.substation_customers.get(sid, []), "windows": rows}
         return {
@@ -87,6 +88,7 @@ class GroundTruth:
             "substations": substations,
             "heat": dict(self.heat_samples), "water": dict(self.water_samples),
             "nialm": {"events": self.events,
-                      "energy_Wh": {s: {a: round(j / 3600, 3) for a, j in e.items()} for s, e in self.energy_j.items()}},
+                      "energy_Wh": {s: {a: round(j / 3600, 3) for a, j in e.items()}
+                                    for s, e in self.energy_j.items()}},
             "sent": {"readings": dict(self.sent), "messages": dict(self.messages)},
         }
