@@ -56,6 +56,7 @@ COMMAND_MODULES: list[str] = [
     "flexmeter.provisioning.commands",
     "flexmeter.iot_agents.mbus.gateway_commands",
     "flexmeter.simulator.commands",
+    "flexmeter.evaluation.commands",
 ]
 
 

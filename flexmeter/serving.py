@@ -20,8 +20,12 @@ from waitress.server import create_server
 log = logging.getLogger(__name__)
 
 
-class _Stop(BaseException):
-    """Raised from the signal handler to leave waitress' loop."""
+class _Stop(SystemExit):
+    """Raised from the signal handler to leave waitress' loop.
+
+    A SystemExit because waitress' event loop re-raises only ExitNow/KeyboardInterrupt/SystemExit and
+    swallows anything else raised while it handles a socket event (the server would keep running).
+    """
 
 
 def ready_line(host: str, port: int) -> str:

@@ -38,7 +38,7 @@ def scrape(url: str, session: requests.Session | None = None) -> str | None:
         response = (session or requests).get(f"{url}/metrics", timeout=10)
     except requests.RequestException:
         return None
-    if response.status_code != 200 or "# TYPE" not in response.text and "_total" not in response.text:
+    if response.status_code != 200 or ("# TYPE" not in response.text and "_total" not in response.text):
         return None
     return response.text
 

@@ -58,21 +58,17 @@ def curve_latencies(emitted_ms: Sequence[int], curve: Sequence[tuple[float, floa
 class Timeline:
     """Samples of named counters every ``interval`` s (the throughput curves of the report)."""
 
-    probes: dict[str, Callable[[], float | None]]
+    read: Callable[[], dict[str, float | None]]
     interval: float = 0.2
     points: list[tuple[float, dict[str, float]]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def sample(self) -> None:
-        values: dict[str, float] = {}
-        for name, probe in self.probes.items():
-            try:
-                value = probe()
-            except requests.RequestException:
-                value = None
-            if value is not None:
-                values[name] = value
+        try:
+            values = {k: v for k, v in self.read().items() if v is not None}
+        except requests.RequestException:
+            return
         self.points.append((time.time(), values))
 
     def start(self) -> Timeline:
@@ -120,7 +116,7 @@ class ProbePoller:
         session = requests.Session()
         last_seen = {entity: self.since_ms for entity in self.entity_ids}
         previous = time.time()
-        params = {"id": ",".join(self.entity_ids), "limit": 10000}
+        params: dict[str, str | int] = {"id": ",".join(self.entity_ids), "limit": 10000}
         while not self._stop.is_set():
             began = time.time()
             try:
@@ -130,7 +126,7 @@ class ProbePoller:
             previous = began
             self._stop.wait(max(0.0, self.interval - (time.time() - began)))
 
-    def poll(self, session: requests.Session, params: dict[str, object], last_seen: dict[str, int],
+    def poll(self, session: requests.Session, params: dict[str, str | int], last_seen: dict[str, int],
              previous: float) -> None:
         start = min(last_seen.values()) - 5000
         from_date = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start / 1000)) + f".{start % 1000:03d}Z"

@@ -59,7 +59,7 @@ def wait_agent_mqtt(iota_url: str, timeout: float = 30.0) -> None:
 
 
 def subscribe(ngsi_url: str, tenant: Tenant, *, ql_url: str | None, service_url: str | None,
-              receiver_url: str | None) -> list[str]:
+              receiver_url: str | None, receiver_ids: list[str] | None = None) -> list[str]:
     """The orion_config subscriptions for this tenant, and the receiver's; returns their ids."""
     from flexmeter.provisioning.subscriptions import ORION_CONFIG, load_subscription
 
@@ -71,7 +71,8 @@ def subscribe(ngsi_url: str, tenant: Tenant, *, ql_url: str | None, service_url:
                                         SERVICE_URL=service_url))
     if receiver_url:
         bodies.append({"description": "flexmeter bench e2e: readings' arrival in the broker",
-                       "subject": {"entities": [{"idPattern": ".*", "type": ENTITY_TYPE}],
+                       "subject": {"entities": [{"idPattern": ".*", "type": ENTITY_TYPE}] if receiver_ids is None
+                                   else [{"id": i, "type": ENTITY_TYPE} for i in receiver_ids],
                                    "condition": {"attrs": []}},
                        "notification": {"http": {"url": receiver_url}, "attrs": ["TimeInstant"],
                                         "attrsFormat": "normalized"}})

@@ -9,28 +9,49 @@ embedded one unless ``service_url`` is given.
 from __future__ import annotations
 
 import os
+import queue
 import shutil
+import subprocess
+import sys
+import threading
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from flexmeter.evaluation.errors import EvaluationError
-from flexmeter.stack.supervisor import Child, StackError, Supervisor
+from flexmeter.stack.supervisor import READY, Child, StackError, Supervisor
 
 #: entities per notification of the embedded broker, as `flexmeter up` runs it
 NOTIFY_BATCH = 100
 
 
 class QuietChild(Child):
-    """A supervisor child whose output goes to a log file instead of our stdout."""
+    """A supervisor child whose output goes to a log file instead of our stdout.
+
+    stderr is not merged into stdout as `flexmeter up` does: with unbuffered stdout, a log line written
+    on stderr between ``ready on URL`` and its newline would corrupt the URL read from the ready line.
+    """
 
     log: IO[str] | None = None
 
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "flexmeter", *self.args], stdout=subprocess.PIPE,
+            stderr=self.log if self.log is not None else subprocess.DEVNULL, text=True, env=env,
+            start_new_session=True)
+        threading.Thread(target=self._pump, name=f"out-{self.name}", daemon=True).start()
+        try:
+            url = self._ready.get(timeout=self.ready_timeout)
+        except queue.Empty as exc:
+            raise StackError(f"{self.name} was not ready within {self.ready_timeout:.0f}s") from exc
+        if url is None:
+            raise StackError(f"{self.name} exited before it was ready (exit code {self.proc.poll()})")
+        self.url = url
+
     def _pump(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        from flexmeter.stack.supervisor import READY
-
         for line in self.proc.stdout:
             if self.log is not None:
                 self.log.write(f"{self.name:<10}| {line}")

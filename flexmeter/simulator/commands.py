@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from flexmeter.config import get_settings
+from flexmeter.provisioning.pilots import examples_dir
 from flexmeter.simulator.emitters import AmqpEmitter, Emitter, HttpEmitter, MemoryEmitter, MqttEmitter
 from flexmeter.simulator.errors import SimulatorError
 from flexmeter.simulator.fleet import Fleet, load_fleet
@@ -38,20 +39,24 @@ def parse_start(text: str | None) -> int:
     return int(value.timestamp())
 
 
-def build_fleet(pilots: list[str], scale: float, seed: int, inventories: list[Path] | None) -> Fleet:
-    if not inventories:
+def build_fleet(pilots: list[str], scale: float | None, seed: int, inventories: list[Path] | None) -> Fleet:
+    """The fleet to simulate: the given inventories, else a generated one at ``scale``, else the example
+    inventories that ``flexmeter up`` / ``make run`` provision."""
+    if not inventories and scale is not None:
         return generated_fleet(pilots, scale, seed)
+    if not inventories:
+        inventories = [examples_dir() / f"{pilot}.yaml" for pilot in pilots]
     fleet = Fleet()
     for path in inventories:
         fleet.extend(load_fleet(path))
-    fleet.meters = [m for m in fleet.meters if m.pilot in pilots]
-    return fleet
+    return fleet if len(pilots) > 1 else fleet.only(lambda m: m.pilot in pilots)
 
 
 def simulate_command(
     pilot: str = typer.Option("all", "--pilot", help="turin, malmo or all."),
-    scale: float = typer.Option(0.01, "--scale", help="Fleet size relative to the full pilots (1 = 5,000 Turin "
-                                "buildings, 1,000 Malmö E350, 100 NIALM sensors)."),
+    scale: float = typer.Option(None, "--scale", help="Simulate a generated fleet of this size relative to the "
+                                "full pilots (1 = 5,000 Turin buildings, 1,000 Malmö E350, 100 NIALM sensors). "
+                                "Default: the example inventories (examples/turin.yaml, malmo.yaml)."),
     speed: float = typer.Option(1.0, "--speed", help="Sim seconds per wall second (0: as fast as possible)."),
     seed: int = typer.Option(1, "--seed", help="Same seed, same fleet, readings and injections."),
     duration: int = typer.Option(None, "--duration", help="Simulated seconds to run, then stop (default: "
@@ -76,6 +81,7 @@ def simulate_command(
         raise typer.BadParameter("turin, malmo or all", param_hint="--pilot")
     pilots = PILOTS[pilot]
     if write_inventory_to is not None:
+        scale = 0.01 if scale is None else scale
         paths = write_inventory(write_inventory_to, pilots, scale, seed)
         summary: dict[str, Any] = {"inventories": [str(p) for p in paths], "scale": scale, "seed": seed}
         _print(summary, json_output, "wrote " + ", ".join(str(p) for p in paths))

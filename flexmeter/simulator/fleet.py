@@ -10,7 +10,7 @@ simulated meters.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -70,8 +70,13 @@ class SimMeter:
     mbus_medium: int | None = None
     contracted_kw: Decimal | None = None
     customers: int = 1
+    device_id: str = ""
+    """The IoT Agent's device id: the inventory's ``device_id``, else its ``id``."""
     phase: int = 0
     """Offset (s) of this meter's readings within its interval: meters do not all speak at once."""
+
+    def __post_init__(self) -> None:
+        self.device_id = self.device_id or self.id
 
     @property
     def interval(self) -> int:
@@ -96,11 +101,27 @@ class Fleet:
                 return meter
         raise KeyError(meter_id)
 
+    def by_device(self, device_id: str) -> SimMeter:
+        """The meter the agents know as ``device_id``."""
+        for meter in self.meters:
+            if meter.device_id == device_id:
+                return meter
+        raise KeyError(device_id)
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for meter in self.meters:
             out[meter.role] = out.get(meter.role, 0) + 1
         return out
+
+    def only(self, keep: Callable[[SimMeter], bool]) -> Fleet:
+        """The sub-fleet of the meters ``keep`` accepts, with the topology restricted to them."""
+        meters = [m for m in self.meters if keep(m)]
+        ids = {m.id for m in meters}
+        return Fleet(meters,
+                     {s: [c for c in cs if c in ids] for s, cs in self.substation_customers.items()},
+                     {s: m for s, m in self.substation_meter.items() if m in ids},
+                     {p: tz for p, tz in self.timezones.items() if any(m.pilot == p for m in meters)})
 
     def extend(self, other: Fleet) -> None:
         seen = {m.id for m in self.meters}
@@ -185,6 +206,8 @@ def fleet_from_tenant(tenant: Tenant, base: Path, pilot: str, known_keys: Mappin
             substation = feeders[feeder].substation
         address = item.address
         serial = str(address.get("secondary") or item.serial or "") or None
+        if role in ("heat_mbus", "water_wmbus") and item.device_id and not address.get("secondary"):
+            serial = item.device_id  # the secondary address the agent names the meter by
         manufacturer = item.manufacturer
         version, medium = _int(address.get("version")), _int(address.get("medium"))
         if serial and len(serial) == 16:  # the full secondary address: ID, manufacturer, version, medium
@@ -199,7 +222,7 @@ def fleet_from_tenant(tenant: Tenant, base: Path, pilot: str, known_keys: Mappin
             service_path=group.service_path or tenant.default_service_path or "/",
             apikey=group.apikey, gateway=_gateway(role, group.apikey, ordinal), building=item.building,
             feeder=feeder, substation=substation, serial=serial, manufacturer=manufacturer,
-            mbus_version=version, mbus_medium=medium,
+            mbus_version=version, mbus_medium=medium, device_id=item.device_id or item.id,
             system_title=bytes.fromhex(str(title)) if title else None,
             contracted_kw=building.contracted_heat_power if building else None,
             customers=(building.customers_count or 1) if building else 1,
@@ -216,8 +239,13 @@ def fleet_from_tenant(tenant: Tenant, base: Path, pilot: str, known_keys: Mappin
                 raise FleetError(f"meter {item.id}: a DLMS meter needs keys.guek and address.system_title")
             meter.keys["guek"] = guek
             meter.keys["gak"] = gak or guek
-        if role in ("heat_mbus", "water_wmbus") and not (serial and serial.isdigit() and len(serial) <= 8):
-            raise FleetError(f"meter {item.id}: an M-Bus meter needs address.secondary (up to 8 digits)")
+        if role in ("heat_mbus", "water_wmbus"):
+            if not (serial and serial.isdigit() and len(serial) <= 8):
+                raise FleetError(f"meter {item.id}: an M-Bus meter needs address.secondary (up to 8 digits, or "
+                                 f"the 16-hex-digit secondary address)")
+            if item.device_id and item.device_id.upper() != mbus_device_id(meter):
+                raise FleetError(f"meter {item.id}: device_id {item.device_id} is not the secondary address its "
+                                 f"frames carry ({mbus_device_id(meter)})")
         meter.phase = stable_int(pilot, item.id, "phase") % meter.interval
         fleet.meters.append(meter)
         if role in ("substation_dlms", "echelon") and substation:
@@ -247,7 +275,11 @@ def mbus_device_id(meter: SimMeter) -> str:
 
 
 def pilot_of(service: str) -> str:
-    return {"iren": "turin", "eon": "malmo"}.get(service, service)
+    """The pilot of a tenant: IREN's is Turin, E.ON's Malmö (tenants named ``iren...``/``eon...`` too)."""
+    for prefix, pilot in (("iren", "turin"), ("eon", "malmo")):
+        if service.startswith(prefix):
+            return pilot
+    return service
 
 
 def fleet_from_document(document: object, base: Path, known_keys: Mapping[str, str] | None = None,

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from flexmeter.iot_agents.mbus.telegram import manufacturer_value
 from flexmeter.simulator.fleet import Fleet, fleet_from_document
 from flexmeter.simulator.frames import HEAT_MEDIUM, HEAT_VERSION, WATER_MEDIUM, WATER_VERSION
 
@@ -34,6 +35,11 @@ def _count(full: int, scale: float, minimum: int = 1) -> int:
 def demo_key(seed: int, name: str) -> str:
     """A 16-byte demo key, the same for the same seed and name."""
     return hashlib.blake2b(f"flexmeter-sim|{seed}|{name}".encode(), digest_size=16).hexdigest().upper()
+
+
+def _secondary(serial: str, manufacturer: str, version: int, medium: int) -> str:
+    """The M-Bus agent's device id (docs/mbus-agent.md): ID, manufacturer code, version, medium in hex."""
+    return f"{serial}{manufacturer_value(manufacturer):04X}{version:02X}{medium:02X}"
 
 
 def _subscriptions(prefix: str) -> list[Json]:
@@ -54,9 +60,10 @@ def turin_inventory(scale: float, seed: int, keys_file: str) -> tuple[Json, dict
         feeders += [{"id": f"F-TO-{s:03d}-{f}", "substation": sid, "rated_current": 250} for f in (1, 2)]
         keys[f"{dlms_id}.guek"] = demo_key(seed, f"{dlms_id}.guek")
         keys[f"{dlms_id}.gak"] = demo_key(seed, f"{dlms_id}.gak")
-        meters.append({"id": dlms_id, "group": "iren-grid-dlms", "type": "electricity", "phases": 3,
+        title = f"4D4D4D{0x10000 + s:010X}"
+        meters.append({"id": dlms_id, "device_id": title, "group": "iren-grid-dlms", "type": "electricity", "phases": 3,
                        "model": "ST-I substation", "substation": sid,
-                       "address": {"system_title": f"4D4D4D{0x10000 + s:010X}"},
+                       "address": {"system_title": title},
                        "keys": {"guek": f"file:{keys_file}#{dlms_id}.guek",
                                 "gak": f"file:{keys_file}#{dlms_id}.gak"}})
     for b in range(1, n_buildings + 1):
@@ -66,20 +73,23 @@ def turin_inventory(scale: float, seed: int, keys_file: str) -> tuple[Json, dict
         buildings.append({"id": bid, "category": "residential", "feeder": feeder, "substation": sid,
                           "contracted_heat_power": 10 * customers + 40, "customers_count": customers})
         heat_serial, water_serial = f"{71000000 + b:08d}", f"{12000000 + b:08d}"
-        meters.append({"id": f"TO-DH-{b:04d}", "group": "iren-dh-mbus", "type": "heat", "manufacturer": "KAM",
+        meters.append({"id": f"TO-DH-{b:04d}", "device_id": _secondary(heat_serial, "KAM", HEAT_VERSION, HEAT_MEDIUM),
+                       "group": "iren-dh-mbus", "type": "heat", "manufacturer": "KAM",
                        "model": "MULTICAL 603", "serial": heat_serial, "building": bid,
                        "address": {"primary": 1 + (b - 1) % 250, "secondary": heat_serial,
                                    "version": HEAT_VERSION, "medium": HEAT_MEDIUM}})
         wid = f"TO-W-{b:04d}"
         keys[wid] = demo_key(seed, wid)
-        meters.append({"id": wid, "group": "iren-water-wmbus", "type": "water", "manufacturer": "DME",
+        meters.append({"id": wid, "device_id": _secondary(water_serial, "DME", WATER_VERSION, WATER_MEDIUM),
+                       "group": "iren-water-wmbus", "type": "water", "manufacturer": "DME",
                        "model": "HYDRUS", "serial": water_serial, "building": bid,
                        "address": {"secondary": water_serial, "version": WATER_VERSION, "medium": WATER_MEDIUM},
                        "keys": {"aes_key": f"file:{keys_file}#{wid}"}})
         eid = f"TO-EL-{b:04d}"
         keys[f"{eid}.guek"] = demo_key(seed, f"{eid}.guek")
         keys[f"{eid}.gak"] = demo_key(seed, f"{eid}.gak")
-        meters.append({"id": eid, "group": "iren-elec-dlms", "type": "electricity", "model": "ST-I G3-PLC",
+        meters.append({"id": eid, "device_id": f"4D4D4D{b:010X}", "group": "iren-elec-dlms", "type": "electricity",
+                       "model": "ST-I G3-PLC",
                        "building": bid, "feeder": feeder, "substation": sid,
                        "address": {"system_title": f"4D4D4D{b:010X}"},
                        "keys": {"guek": f"file:{keys_file}#{eid}.guek", "gak": f"file:{keys_file}#{eid}.gak"}})

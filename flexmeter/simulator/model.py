@@ -138,7 +138,8 @@ class Simulation:
         self.subs: dict[str, SubstationState] = {}
         rates = {i.target: int(i.params["rate_bp"]) for i in self.schedule if i.kind == "losses"}
         for sid, meter_id in fleet.substation_meter.items():
-            state = SubstationState(meter_id, rates.get(sid, 300), fleet.substation_customers.get(sid, []),
+            customers_here = [c for c in fleet.substation_customers.get(sid, []) if c in self.elec]
+            state = SubstationState(meter_id, rates.get(sid, 300), customers_here,
                                     [0, 0, 0], [0, 0, 0], since=self.start)
             state.import_j = 3_600_000 * (500_000 + stable_int(seed, sid, "reg") % 100_000)
             state.phase_import_j = [state.import_j // 3] * 3
@@ -223,7 +224,7 @@ class Simulation:
                     meter = self.fleet.get(meter_id)
                     if meter.role in ("e350", "pv"):
                         connode[(meter.apikey, meter.gateway)].append(
-                            {"device": meter.id, "model": "E350", "time": frames.iso(t), "type": "lastGasp",
+                            {"device": meter.device_id, "model": "E350", "time": frames.iso(t), "type": "lastGasp",
                              "values": {"reason": "supply lost"}})
                         meta[(meter.apikey, meter.gateway)] = meter
         for (apikey, gateway, kind), items in mbus.items():
@@ -320,7 +321,7 @@ class Simulation:
         self._seq[meter.id] += 1
         payload = frames.dlms_push(system_title=meter.system_title, guek=meter.keys["guek"], gak=meter.keys["gak"],
                                    epoch=t, body=frames.dlms_values(values), invoke_id=self._seq[meter.id])
-        return Emission("mqtt", "dlms", f"dlms/{meter.apikey}/{meter.gateway}/push/{meter.id}", payload, 1, t,
+        return Emission("mqtt", "dlms", f"dlms/{meter.apikey}/{meter.gateway}/push/{meter.device_id}", payload, 1, t,
                         "application/octet-stream", meter.service, meter.service_path)
 
     def _connode(self, meter: SimMeter, t: int) -> dict[str, Any] | None:
@@ -339,7 +340,7 @@ class Simulation:
             for i, code in enumerate(("32", "52", "72")):
                 values[f"{code}.7.0"] = frames.number(volts[i], 1)
             values["14.7.0"] = 50.0
-            return {"device": meter.id, "model": "E350", "time": time, "type": "reading", "values": values}
+            return {"device": meter.device_id, "model": "E350", "time": time, "type": "reading", "values": values}
         if meter.role == "echelon":
             sub = self.subs.get(meter.substation or "")
             if sub is None:
@@ -365,11 +366,11 @@ class Simulation:
                 "81.7.40": 0.24, "81.7.51": 0.24, "81.7.62": 0.24,
                 "C.7.1": 0, "C.7.2": 0, "C.7.3": 0, "pulse1": 0, "pulse2": 0,
             }
-            return {"device": meter.id, "model": "ECHELON", "time": time, "type": "reading", "values": values}
+            return {"device": meter.device_id, "model": "ECHELON", "time": time, "type": "reading", "values": values}
         heat = self._heat_advance(meter, t)
         point = heat.point
         assert point is not None
-        return {"device": meter.id, "model": "DH", "time": time, "type": "reading", "values": {
+        return {"device": meter.device_id, "model": "DH", "time": time, "type": "reading", "values": {
             "forwardTemp": frames.number(point.forward_c, 2), "returnTemp": frames.number(point.return_c, 2),
             "flow": frames.number(point.flow_lph, 3), "volume": heat.volume_l(),
             "power": frames.number(round(point.power_w), 3), "peakPower": frames.number(heat.peak_w, 3),
@@ -453,7 +454,7 @@ class Simulation:
                   "activePower": p, "reactivePower": q}
         self._seq[meter.id] += 1
         return Emission("amqp", "midori", self.midori_queue,
-                        frames.midori_message(meter.id, meter.apikey, self._seq[meter.id], [sample]), 1, t,
+                        frames.midori_message(meter.device_id, meter.apikey, self._seq[meter.id], [sample]), 1, t,
                         service=meter.service, service_path=meter.service_path)
 
     def _ennova(self, meter: SimMeter, t: int) -> Emission:
@@ -464,7 +465,7 @@ class Simulation:
             samples.append({"ts": frames.iso(s), "activePower": power, "voltage": 230.0,
                             "activeEnergyImport": frames.number(self._ennova_j[meter.id] // 3600, 3)})
         return Emission("http", "ennova", f"/iot/ennova?k={meter.apikey}",
-                        frames.ennova_batch(meter.id, {meter.id: samples}), len(samples), t,
+                        frames.ennova_batch(meter.device_id, {meter.device_id: samples}), len(samples), t,
                         service=meter.service, service_path=meter.service_path)
 
     def finish(self) -> dict[str, Any]:

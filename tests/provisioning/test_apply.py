@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from flexmeter.provisioning.operations import apply, open_session
@@ -49,7 +50,11 @@ def test_apply_twice_second_is_a_no_op(stack: Stack, service: str, tmp_path: Pat
         subs = ngsi.list_subscriptions(headers=headers(service, "/malmo/#"))
         ours = [s for s in subs if "time series" in s.get("description", "")]
         assert [s["notification"]["http"]["url"] for s in ours] == [f"{stack.ql_url}/v2/notify"]
-        # the agent subscribes to each meter's commands itself (orion_config/README.md)
+        # the agent subscribes to each meter's commands itself (orion_config/README.md), in the background
+        deadline = time.monotonic() + 20
+        while sum("commands of" in s.get("description", "") for s in subs) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            subs = ngsi.list_subscriptions(headers=headers(service, "/malmo/#"))
         assert sum("commands of" in s.get("description", "") for s in subs) == 3
 
 

@@ -52,7 +52,7 @@ def ql_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     try:
         yield Server(proc.url, request.param, dsn, tmp / "ts.db", proc)
     finally:
-        proc.stop()
+        proc.stop(timeout=5)
 
 
 @pytest.fixture

@@ -55,4 +55,4 @@ def test_broker_subscription_feeds_the_time_series(broker_process: FlexmeterProc
             wider = ql.entity_type("SmartMeteringObservation", headers=headers.with_path("/turin"))
             assert len(wider["entities"]) == 2, "the notified service path is kept and matched hierarchically"
     finally:
-        timeseries.stop()
+        timeseries.stop(timeout=5)

@@ -70,7 +70,10 @@ def test_example_inventories_are_simulated_with_their_ids_and_keys() -> None:
     assert fleet.get("TO-EL-001").system_title == bytes.fromhex("4D4D4D0000000001")
     run = run_simulation(fleet, duration=120)
     devices = {e.channel.rsplit("/", 1)[1] for e in run.of("dlms")}
-    assert devices == {"TO-EL-001", "TO-EL-002", "TO-SS-001-DLMS", "TO-SS-002-DLMS"}
+    assert devices == {fleet.get(i).device_id for i in ("TO-EL-001", "TO-EL-002", "TO-SS-001-DLMS", "TO-SS-002-DLMS")}
+    for meter in fleet.meters:  # the ids the agents know the meters by are the inventory's
+        assert meter.device_id in {m.device_id or m.id for t in load_inventory(EXAMPLES / f"{meter.pilot}.yaml")
+                                   .inventory.tenants for m in t.meters}
     assert {e.channel.split("/")[1] for e in run.emissions if e.transport == "mqtt"} == {
         "iren-dh-mbus", "iren-water-wmbus", "iren-elec-dlms", "iren-grid-dlms", "eon-e350", "eon-pv", "eon-ss1",
         "eon-ss2", "eon-dh"}
@@ -84,6 +87,6 @@ def test_sent_counts_are_the_emissions(small_run: Run) -> None:
     # every meter reports on its interval: heat and water every 5 min, ST-I every 15 s, substations at 1 Hz
     assert counted["mbus"] == 50 * 3 and counted["wmbus"] == 50 * 3
     outage = small_run.injected("outage")
-    turin_out = [o for o in outage if o["params"]["pilot"] == "turin"][0]
+    turin_out = next(o for o in outage if o["params"]["pilot"] == "turin")
     silent = (turin_out["end"] - turin_out["start"]) // 15 * len(turin_out["params"]["meters"])
     assert 50 * 60 + 900 - silent - 2 <= counted["dlms"] <= 50 * 60 + 900 - silent + 2

@@ -20,6 +20,7 @@ from flexmeter.iot_agents.core.family import (
     OutgoingCommand,
     Reading,
     Route,
+    decode_each,
 )
 from flexmeter.iot_agents.core.json_family import command_replies, parse_json
 
@@ -56,7 +57,9 @@ def profile_of(config: Any) -> Json:
 
 
 def decode_gateway(payload: Any, profile: Json) -> list[Decoded]:
-    """The gateway document -> readings and command replies (pure; raises DecodeError with the path)."""
+    """The gateway document -> readings and command replies (pure). A bad message of the batch becomes a
+    :class:`Rejected` item (the others go on); a bad document, or every message bad, raises DecodeError with
+    the path."""
     if not isinstance(payload, dict):
         raise DecodeError(f"a Connode payload is a JSON object, not {type(payload).__name__}")
     messages = _path(payload, str(profile["messages"]))
@@ -64,39 +67,44 @@ def decode_gateway(payload: Any, profile: Json) -> list[Decoded]:
         messages = [payload]  # a gateway sending one message per publication
     if not isinstance(messages, list):
         raise DecodeError(f"'{profile['messages']}' must be an array of messages")
-    decoded: list[Decoded] = []
-    for index, message in enumerate(messages):
-        where = f"{profile['messages']}[{index}]"
-        if not isinstance(message, dict):
-            raise DecodeError(f"{where} is not an object")
-        device = _path(message, str(profile["device"]))
-        if not isinstance(device, str | int) or device == "":
-            raise DecodeError(f"{where}.{profile['device']} (the meter id) is missing")
-        device_id = str(device)
-        kind = str(_path(message, str(profile["kind"])) or "reading")
-        model = _path(message, str(profile["model"]))
-        values: Json = {}
-        for values_path in profile["values"] if isinstance(profile["values"], list) else [profile["values"]]:
-            part = _path(message, str(values_path))
-            if part is None:
-                continue
-            if not isinstance(part, dict):
-                raise DecodeError(f"{where}.{values_path} must be an object of key -> value")
-            values.update(part)
-        if kind == "cmdexe":
-            decoded.append(_reply(device_id, values, where))
+
+    def one(index: int, message: Any) -> list[Decoded]:
+        return [_decode_message(index, message, profile)]
+
+    # a gateway batches many meters: a bad message is dead-lettered alone, the others go on
+    return decode_each(messages, one, lambda _index, message: json.dumps(message, separators=(",", ":"),
+                                                                         default=str), label="message")
+
+
+def _decode_message(index: int, message: Any, profile: Json) -> Decoded:
+    where = f"{profile['messages']}[{index}]"
+    if not isinstance(message, dict):
+        raise DecodeError(f"{where} is not an object")
+    device = _path(message, str(profile["device"]))
+    if not isinstance(device, str | int) or device == "":
+        raise DecodeError(f"{where}.{profile['device']} (the meter id) is missing")
+    device_id = str(device)
+    kind = str(_path(message, str(profile["kind"])) or "reading")
+    model = _path(message, str(profile["model"]))
+    values: Json = {}
+    for values_path in profile["values"] if isinstance(profile["values"], list) else [profile["values"]]:
+        part = _path(message, str(values_path))
+        if part is None:
             continue
-        if kind == "reading" and not values:
-            raise DecodeError(f"{where}: a reading without values")
-        prefixed: Json = {"messageType": kind}
-        for key, value in values.items():
-            prefixed[key if kind == "reading" else f"{kind}.{key}"] = value
-        if kind == "lastGasp" and "lastGasp.reason" not in prefixed:
-            prefixed["lastGasp.reason"] = "power outage"
-        decoded.append(Reading(device_id, prefixed, observed_at=_path(message, str(profile["time"])),
-                               model=str(model).upper() if model else None,
-                               raw=json.dumps(message, separators=(",", ":"))))
-    return decoded
+        if not isinstance(part, dict):
+            raise DecodeError(f"{where}.{values_path} must be an object of key -> value")
+        values.update(part)
+    if kind == "cmdexe":
+        return _reply(device_id, values, where)
+    if kind == "reading" and not values:
+        raise DecodeError(f"{where}: a reading without values")
+    prefixed: Json = {"messageType": kind}
+    for key, value in values.items():
+        prefixed[key if kind == "reading" else f"{kind}.{key}"] = value
+    if kind == "lastGasp" and "lastGasp.reason" not in prefixed:
+        prefixed["lastGasp.reason"] = "power outage"
+    return Reading(device_id, prefixed, observed_at=_path(message, str(profile["time"])),
+                   model=str(model).upper() if model else None, raw=json.dumps(message, separators=(",", ":")))
 
 
 def _reply(device_id: str, values: Json, where: str) -> CommandReply:

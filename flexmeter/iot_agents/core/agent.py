@@ -14,6 +14,7 @@ from flask import Flask
 
 from flexmeter.iot_agents.core.amqp import AmqpTransport
 from flexmeter.iot_agents.core.command_flow import CommandFlow
+from flexmeter.iot_agents.core.context import AgentContext
 from flexmeter.iot_agents.core.expressions import Expressions
 from flexmeter.iot_agents.core.family import Family, Route, load_family
 from flexmeter.iot_agents.core.forwarder import Forwarder
@@ -100,6 +101,8 @@ class Agent:
         self.hooks.notification = self.commands.handle_notification
         self.hooks.status = self._status
         self.south: BackgroundServer | None = None
+        self.contexts: list[AgentContext] = []
+        """The families started (``Family.start``), in start order, with the context each was given."""
         self.metrics.registry.on_collect(self._collect)
 
     def _collect(self) -> None:
@@ -136,6 +139,7 @@ class Agent:
         self.forwarder.start()
         self.forwarder.wake()  # whatever a previous run left in the outbox
         self.commands.start()
+        self._start_families()
         south_app = create_south_app(self.routes, self.pipeline.submit)
         self.south = BackgroundServer(south_app, host=self.config.host, port=self.config.south_port, threads=8)
         self.south.start()
@@ -152,8 +156,32 @@ class Agent:
                 log.warning("%s not connected yet; continuing, it keeps retrying", type(transport).__name__)
         print(f"south on {self.south.url}", flush=True)
 
+    def _start_families(self) -> None:
+        """Each family's lifecycle hook, once the pipeline runs (a family that cannot start, e.g. a UDP
+        port in use, stops the agent from starting: a configuration error must not go unnoticed)."""
+        for family in self.families:
+            context = AgentContext(family, self.pipeline, self.registry, self.outbox, self.metrics)
+            try:
+                family.start(context)
+            except BaseException:
+                context.close()
+                self._stop_families()
+                raise
+            self.contexts.append(context)
+
+    def _stop_families(self) -> None:
+        while self.contexts:
+            context = self.contexts.pop()
+            try:
+                context.family.stop()
+            except Exception:
+                log.exception("stopping the family %s", context.family.name)
+            context.close()
+
     def stop(self) -> None:
-        """Stop taking input, let the pipeline persist what it has, then stop the rest."""
+        """Stop taking input (families' own listeners and tasks first), let the pipeline persist what it
+        has, then stop the rest."""
+        self._stop_families()
         for transport in (self.mqtt, self.amqp):
             if transport is not None:
                 try:

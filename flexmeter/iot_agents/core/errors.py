@@ -105,3 +105,13 @@ class DecodeError(IotAgentError):
 
 class PayloadTooLarge(IotAgentError):
     name, status = "PAYLOAD_TOO_LARGE", 413
+
+
+class AllItemsRejected(IotAgentError):
+    """Every item of a message was rejected by its decoder: the message goes to the dead letters whole,
+    with the first item's error name and status."""
+
+    def __init__(self, name: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.status = status

@@ -11,22 +11,32 @@ A family is three things, none of which does I/O:
 
 The core does everything else: device registry lookup, mapping, ``TimeInstant``, batching, the durable
 outbox, dead letters, metrics, commands. See docs/iot-agents.md.
+
+A decoder may return :class:`Rejected` items next to its readings: one bad frame of a multi-frame uplink is
+dead-lettered alone (with its own bytes) while the rest goes on. A family with background work (a watchdog,
+its own listener) overrides :meth:`Family.start` / :meth:`Family.stop`; the agent calls them with a
+:class:`FamilyContext`, the only door from a family into the running agent.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any, Literal
 
-from flexmeter.iot_agents.core.errors import DecodeError
+from flexmeter.iot_agents.core.errors import DecodeError, IotAgentError
+from flexmeter.metrics import Metric
+from flexmeter.metrics import Registry as MetricsRegistry
 
 Json = dict[str, Any]
-Transport = Literal["mqtt", "amqp", "http", "coap"]
+Transport = Literal["mqtt", "amqp", "http", "coap", "udp", "internal"]
+"""``udp``: a family's own listener (started by its lifecycle; the core has no UDP server); ``internal``: what
+a family emits itself (never listened on, so no device can forge it)."""
 RouteKind = Literal["measure", "cmdexe"]
 
 
@@ -61,7 +71,31 @@ class CommandReply:
     apikey: str | None = None
 
 
-Decoded = Reading | CommandReply
+@dataclass(frozen=True)
+class Rejected:
+    """One bad item (frame, push, sample) of a message whose other items are good.
+
+    The core dead-letters it on its own, with ``reason``, ``error`` (the dead letter's name, e.g.
+    ``WRONG_SYNTAX``) and ``raw`` (the item's own bytes or text; default: the whole message's), in the same
+    transaction as the message's readings, and counts it in ``iota_dead_lettered_total``. ``context`` is added
+    to the dead letter's context (e.g. the frame index). A message whose items are *all* rejected goes to the
+    dead letters whole, as if the decoder had raised (HTTP gets the first item's error and ``status``).
+    """
+
+    reason: str
+    raw: bytes | str | None = None
+    error: str = "WRONG_SYNTAX"
+    status: int = 400
+    context: Mapping[str, Any] = field(default_factory=dict)
+    device_id: str | None = None
+
+    @classmethod
+    def of(cls, exc: IotAgentError, raw: bytes | str | None = None, **context: Any) -> Rejected:
+        """The rejection a decoder's error stands for (its name, status and message)."""
+        return cls(exc.message, raw, exc.name, exc.status, context)
+
+
+Decoded = Reading | CommandReply | Rejected
 
 
 @dataclass(frozen=True)
@@ -143,10 +177,80 @@ class OutgoingCommand:
     payload: bytes
 
 
+class FamilyCounter:
+    """A counter of the agent's ``/metrics`` that always carries the family's ``family`` label."""
+
+    def __init__(self, metric: Metric, family: str) -> None:
+        self.metric = metric
+        self.family = family
+
+    def inc(self, amount: float = 1.0, **labels: str) -> None:
+        self.metric.inc(amount, family=self.family, **labels)
+
+    def get(self, **labels: str) -> float:
+        return self.metric.get(family=self.family, **labels)
+
+
+Task = Callable[[], None]
+
+
+class FamilyContext(ABC):
+    """What the running agent lends a family from :meth:`Family.start` until :meth:`Family.stop`.
+
+    Everything goes through the core's own paths: emitted readings are mapped and written to the outbox like
+    decoded ones, submitted messages are processed like a transport's, dead letters are counted.
+    """
+
+    family: Family
+
+    @property
+    @abstractmethod
+    def metrics(self) -> MetricsRegistry:
+        """The agent's metrics registry (``GET /metrics``)."""
+
+    def counter(self, name: str, help_text: str) -> FamilyCounter:
+        """A counter of ``/metrics`` labelled with this family (``name{family="mbus"}``)."""
+        return FamilyCounter(self.metrics.counter(name, help_text), self.family.name)
+
+    @abstractmethod
+    def emit(self, items: Iterable[Decoded], apikey: str | None = None) -> None:
+        """Readings (or replies) the family makes itself, e.g. an Anomaly: device lookup, mapping and outbox
+        as for decoded ones (``apikey``: the group, unless an item names its own)."""
+
+    @abstractmethod
+    def submit(self, message: Message) -> None:
+        """A message as if a transport had received it (e.g. a UDP datagram): decoded by the family.
+        Durable through the inbox when ``message.route`` is one of the family's ``routes``."""
+
+    @abstractmethod
+    def dead_letter(self, error: str, reason: str, raw: bytes | str, context: Mapping[str, Any] | None = None) -> None:
+        """Store one dead letter now (durably), counted for this family."""
+
+    @abstractmethod
+    def devices(self, protocol: str | None = None) -> list[tuple[Json, Json | None]]:
+        """The provisioned devices (all, or those with this ``protocol``) with their service group; copies."""
+
+    @abstractmethod
+    def device(self, device_id: str, apikey: str | None = None) -> Json | None:
+        """One provisioned device (by its group's apikey when given), a copy, or None."""
+
+    @abstractmethod
+    def every(self, seconds: float, task: Task, name: str | None = None) -> None:
+        """Run ``task`` every ``seconds`` on a thread of its own until the family stops (the agent stops it
+        before the pipeline); an exception is logged and the next run happens anyway."""
+
+    def now(self) -> float:
+        """The agent's clock (epoch seconds)."""
+        import time
+
+        return time.time()
+
+
 class Family:
     """Base class of a protocol family. Subclasses set ``name``/``routes`` and override ``decode``.
 
-    Everything here is data or pure functions; the core never asks a family to do I/O.
+    Decoding and mapping are data or pure functions. Background work, if any, lives between :meth:`start`
+    and :meth:`stop`, through the :class:`FamilyContext` only.
     """
 
     name: str = ""
@@ -180,6 +284,39 @@ class Family:
 
     def protocols(self) -> tuple[str, ...]:
         return (self.protocol or self.name,)
+
+    def start(self, context: FamilyContext) -> None:
+        """Called by ``Agent.start()`` once the pipeline runs; start background work here. Default: none."""
+
+    def stop(self) -> None:
+        """Called by ``Agent.stop()`` before the pipeline stops (the context's periodic tasks are stopped by
+        the agent too); stop taking input here. Default: nothing."""
+
+
+def decode_each(items: Iterable[Any], decode_one: Callable[[int, Any], Iterable[Decoded]],
+                raw: Callable[[int, Any], bytes | str | None] = lambda index, item: None,
+                label: str = "item") -> list[Decoded]:
+    """Decode the items of a multi-item message one by one: an item raising an :class:`IotAgentError`
+    becomes a :class:`Rejected` (with ``raw(index, item)`` and ``{label: index}`` as context) and the others
+    go on. When no item is good, the first error is raised (the message is dead-lettered whole)."""
+    out: list[Decoded] = []
+    errors: list[IotAgentError] = []
+    good = 0
+    for index, item in enumerate(items):
+        try:
+            out.extend(decode_one(index, item))
+            good += 1
+        except IotAgentError as exc:
+            errors.append(exc)
+            out.append(Rejected.of(exc, raw(index, item), **{label: index}))
+    if errors and not good:
+        if len(errors) == 1:
+            raise errors[0]
+        from flexmeter.iot_agents.core.errors import AllItemsRejected
+
+        raise AllItemsRejected(errors[0].name, errors[0].status,
+                               f"{errors[0].message} (and {len(errors) - 1} more {label}(s) rejected)")
+    return out
 
 
 FamilyFactory = Callable[[], Family]

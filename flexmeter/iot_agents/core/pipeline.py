@@ -27,12 +27,13 @@ except ImportError:  # pragma: no cover
     orjson = None  # type: ignore[assignment]
 
 from flexmeter.iot_agents.core.errors import (
+    AllItemsRejected,
     DeviceGroupNotFound,
     DeviceNotFound,
     DuplicateDeviceId,
     IotAgentError,
 )
-from flexmeter.iot_agents.core.family import CommandReply, Decoded, Family, Message, Reading
+from flexmeter.iot_agents.core.family import CommandReply, Decoded, Family, Message, Reading, Rejected
 from flexmeter.iot_agents.core.mapping import DeviceView, EntityUpdate, Mapper
 from flexmeter.iot_agents.core.metrics import AgentMetrics
 from flexmeter.iot_agents.core.outbox import InboxRow, NewDeadLetter, NewRow, Outbox
@@ -58,6 +59,8 @@ class Outcome:
 
     readings: int = 0
     error: IotAgentError | None = None
+    rejected: int = 0
+    """Items of the message its decoder rejected (each dead-lettered alone) while the rest was accepted."""
 
 
 @dataclass
@@ -67,6 +70,13 @@ class Inbound:
     ack: Callable[[], None] | None = None
     done: Callable[[Outcome], None] | None = None
     received_at: float = field(default_factory=time.time)
+    decoded: list[Decoded] | None = None
+    """Items a family emitted itself (``FamilyContext.emit``): not decoded again, not counted as received."""
+
+    @property
+    def deferred(self) -> bool:
+        """Persisted raw to the inbox and processed later (transport messages nobody waits for)."""
+        return self.done is None and self.decoded is None
 
 
 ReplyHandler = Callable[[DeviceView, CommandReply, datetime], list[EntityUpdate]]
@@ -173,14 +183,15 @@ class Pipeline:
     def _process(self, batch: list[Inbound]) -> None:
         counts: dict[str, int] = {}
         for item in batch:
-            counts[item.family.name] = counts.get(item.family.name, 0) + 1
+            if item.decoded is None:
+                counts[item.family.name] = counts.get(item.family.name, 0) + 1
         for name, count in counts.items():
             self.metrics.received.inc(count, family=name)
-        deferred = [item for item in batch if item.done is None and item.family.name in self.families]
+        deferred = [item for item in batch if item.deferred and item.family.name in self.families]
         if deferred:
             self._persist_raw(deferred)
         if len(deferred) < len(batch):
-            self._process_now([item for item in batch if not (item.done is None and item.family.name in self.families)])
+            self._process_now([item for item in batch if not (item.deferred and item.family.name in self.families)])
 
     def _persist_raw(self, items: list[Inbound]) -> None:
         raw = [InboxRow(i.family.name, i.message.route.transport, i.message.route.pattern, dict(i.message.params),
@@ -240,7 +251,10 @@ class Pipeline:
             item = Inbound(family, Message(route, raw.payload, raw.params, raw.content_type),
                            received_at=raw.received)
             try:
-                rows.extend(self.process_one(item))
+                item_rows, item_dead = self.process_one(item)
+                rows.extend(item_rows)
+                dead.extend(item_dead)
+                dead_families.extend(family.name for _ in item_dead)
             except IotAgentError as exc:
                 dead.append(self._dead(item, exc.name, exc.message))
                 dead_families.append(family.name)
@@ -262,9 +276,11 @@ class Pipeline:
         for item in batch:
             outcome = Outcome()
             try:
-                item_rows = self.process_one(item)
+                item_rows, item_dead = self.process_one(item)
                 outcome.readings = len(item_rows)
+                outcome.rejected = len(item_dead)
                 rows.extend(item_rows)
+                dead.extend(item_dead)
             except IotAgentError as exc:
                 outcome.error = exc
                 dead.append(self._dead(item, exc.name, exc.message))
@@ -281,8 +297,8 @@ class Pipeline:
                 log.exception("cannot write the outbox; retrying in 1 s")
                 time.sleep(1)
         for item, outcome in zip(batch, outcomes, strict=True):
-            if outcome.error is not None:
-                self.metrics.dead_lettered.inc(family=item.family.name)
+            if outcome.error is not None or outcome.rejected:
+                self.metrics.dead_lettered.inc(outcome.rejected or 1, family=item.family.name)
             if item.ack is not None:
                 try:
                     item.ack()
@@ -300,21 +316,34 @@ class Pipeline:
         log.warning("dead letter (%s, %s): %s", item.family.name, error, reason)
         return NewDeadLetter(item.family.name, error, reason, item.message.payload, context)
 
-    def process_one(self, item: Inbound) -> list[NewRow]:
+    def process_one(self, item: Inbound) -> tuple[list[NewRow], list[NewDeadLetter]]:
+        """The outbox rows of one message and the dead letters of the items its decoder rejected.
+        Raises the error that rejects the whole message."""
         message = item.message
         family = item.family
-        if family.uses_group_config and not message.config and message.apikey:
-            message = Message(message.route, message.payload, message.params, message.content_type,
-                              self.resolver.group_config(message.apikey), self.secrets_lookup)
-        elif family.uses_secrets and message.secrets is None:
-            message = Message(message.route, message.payload, message.params, message.content_type,
-                              message.config, self.secrets_lookup)
-        decoded = family.decode(message)
+        if item.decoded is not None:
+            decoded = list(item.decoded)
+        else:
+            if family.uses_group_config and not message.config and message.apikey:
+                message = Message(message.route, message.payload, message.params, message.content_type,
+                                  self.resolver.group_config(message.apikey), self.secrets_lookup)
+            elif family.uses_secrets and message.secrets is None:
+                message = Message(message.route, message.payload, message.params, message.content_type,
+                                  message.config, self.secrets_lookup)
+            decoded = family.decode(message)
+        rejected = [d for d in decoded if isinstance(d, Rejected)]
+        if rejected:
+            decoded = [d for d in decoded if not isinstance(d, Rejected)]
+            if not decoded:  # nothing good in it: the message is dead-lettered whole, with its bytes
+                first = rejected[0]
+                more = f" (and {len(rejected) - 1} more item(s) rejected)" if len(rejected) > 1 else ""
+                raise AllItemsRejected(first.error, first.status, first.reason + more)
         received_at = datetime.fromtimestamp(item.received_at, UTC)
         readings = [d for d in decoded if isinstance(d, Reading)]
         self.metrics.decoded.inc(len(readings), family=family.name)
         updates: list[EntityUpdate] = []
         for entry in (decoded if len(decoded) < 2 else self._oldest_first(decoded, received_at)):
+            assert not isinstance(entry, Rejected)
             apikey = entry.apikey or message.apikey
             model = entry.model if isinstance(entry, Reading) else None
             view = self.resolver.resolve(apikey, entry.device_id, family, model)
@@ -322,8 +351,19 @@ class Pipeline:
                 updates.extend(self.mapper.map(entry, view, family, received_at))
             elif self.reply_handler is not None:
                 updates.extend(self.reply_handler(view, entry, received_at))
-        return [NewRow(u.service, u.service_path, entity_json(u.entity()), family.name, item.received_at)
+        rows = [NewRow(u.service, u.service_path, entity_json(u.entity()), family.name, item.received_at)
                 for u in updates]
+        return rows, [self._rejected(item, r) for r in rejected]
+
+    def _rejected(self, item: Inbound, rejected: Rejected) -> NewDeadLetter:
+        letter = self._dead(item, rejected.error, rejected.reason)
+        if rejected.raw is not None:
+            raw = rejected.raw.encode() if isinstance(rejected.raw, str) else rejected.raw
+            letter = NewDeadLetter(letter.family, letter.error, letter.reason, raw, letter.context)
+        letter.context.update(rejected.context)
+        if rejected.device_id:
+            letter.context["device_id"] = rejected.device_id
+        return letter
 
     @staticmethod
     def _oldest_first(decoded: list[Decoded], received_at: datetime) -> list[Decoded]:

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from flexmeter.iot_agents.core.errors import DecodeError
-from flexmeter.iot_agents.core.family import Decoded, Family, Message, Reading, Route
+from flexmeter.iot_agents.core.family import Decoded, Family, FamilyContext, Message, Reading, Rejected, Route
 from flexmeter.iot_agents.dlms import errors as dlms_errors
 from flexmeter.iot_agents.dlms.decoder import DlmsMessage, Keys, decode_dlms
 from flexmeter.iot_agents.dlms.iec62056_21 import Readout, decode_readout
@@ -47,16 +47,18 @@ from flexmeter.iot_agents.dlms.wrappers import (
 
 Json = dict[str, Any]
 
+UDP_ROUTE = Route("udp", "dlms/udp")
+"""The route of the messages of the DLMS/UDP listener (dlms/udp.py). The core has no UDP server: the family's
+``start`` hook runs the listener, which submits each datagram through the agent's context; being one of the
+family's ``routes`` makes a datagram durable in the inbox like an MQTT message."""
 DLMS_ROUTES: tuple[Route, ...] = (
     Route("mqtt", "dlms/{apikey}/{gateway}/push"),
     Route("mqtt", "dlms/{apikey}/{gateway}/push/{meter}"),
     Route("amqp", "dlms/{apikey}/{gateway}/push"),
     Route("amqp", "dlms/{apikey}/{gateway}/push/{meter}"),
     Route("http", "/iot/dlms", "measure", {"k": "apikey", "g": "gateway", "i": "meter"}),
+    UDP_ROUTE,
 )
-UDP_ROUTE = Route("http", "udp:dlms")
-"""The route named in messages from the DLMS/UDP listener (dlms/udp.py). It is not in ``routes``: the core
-has no UDP transport, the family's ``start`` hook runs the listener."""
 
 ENCRYPTION_KEY_NAMES = ("dlms_guek", "guek", "dlms_ek", "encryption_key", "dlms_encryption_key")
 AUTHENTICATION_KEY_NAMES = ("dlms_gak", "gak", "dlms_ak", "authentication_key", "dlms_authentication_key")
@@ -278,9 +280,15 @@ class DlmsFamily(Family):
             return [self._readout(data, meter)]
         frames = split_payload(data)
         lookup = message.secrets or (lambda _device_id: {})
-        many = len(frames) > 1
-        return [self._push(frame, meter, message.apikey, lookup, f"push {i + 1}: " if many else "")
-                for i, frame in enumerate(frames)]
+        if len(frames) == 1:
+            return [self._push(frames[0], meter, message.apikey, lookup, "")]
+        out: list[Decoded] = []  # hex lines: a bad push is dead-lettered alone, the others go on
+        for i, frame in enumerate(frames):
+            try:
+                out.append(self._push(frame, meter, message.apikey, lookup, f"push {i + 1} of {len(frames)}: "))
+            except DecodeError as exc:
+                out.append(Rejected.of(exc, frame.hex().upper(), push=i))
+        return out
 
     def _readout(self, data: bytes, meter: str | None) -> Reading:
         try:
@@ -356,11 +364,11 @@ class DlmsFamily(Family):
             raise SecurityFailure(f"{where}no encryption key (dlms_guek) provisioned for the meter")
         return Keys(ek, ak if ak is not None else ek, title)
 
-    # -- lifecycle: the DLMS/UDP listener (optional, when the agent hands the family a context) -----------
-    def start(self, context: Any) -> None:
+    # -- lifecycle: the DLMS/UDP listener, when FLEXMETER_DLMS_UDP_PORT is set ------------------------------
+    def start(self, context: FamilyContext) -> None:
         from flexmeter.iot_agents.dlms.udp import listener_from_env
 
-        self._udp = listener_from_env(self, context.submit)
+        self._udp = listener_from_env(self, lambda _family, message: context.submit(message))
         if self._udp is not None:
             self._udp.start()
 

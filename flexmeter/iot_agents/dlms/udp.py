@@ -1,8 +1,9 @@
 """DLMS/UDP (IEC 62056-9-7, as G3-PLC meters send over IPv6): a datagram listener feeding the DLMS family.
 
-The core has no UDP transport, so the family starts this listener from its ``start(context)`` hook when
+The core has no UDP server, so the family starts this listener from its ``start(context)`` hook when
 ``FLEXMETER_DLMS_UDP_PORT`` is set (0 = a free port; the listener prints ``dlms udp on HOST:PORT``).
-Each datagram is one wrapped APDU, submitted as a message of the group ``FLEXMETER_DLMS_UDP_APIKEY``;
+Each datagram is one wrapped APDU, submitted through the context (durable in the inbox) as a message of the
+group ``FLEXMETER_DLMS_UDP_APIKEY``;
 UDP has no acknowledgement, so what is lost before the socket is lost (the meter's push schedule resends).
 """
 

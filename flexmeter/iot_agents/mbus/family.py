@@ -7,25 +7,34 @@ the record object_ids of :mod:`.mappings` (values converted exactly to the units
 
 Two things need state, both bounded and in memory: the duplicate filter (:mod:`.dedup`: the same telegram
 heard twice is dropped and counted) and the last-heard times of the silence watchdog (:mod:`.silence`). The
-watchdog thread runs when the agent starts the family with a context (:meth:`MbusFamily.start`).
+watchdog runs as a periodic task of the agent's :class:`FamilyContext` (:meth:`MbusFamily.start`), and emits
+its Anomaly readings through the context into the core's pipeline. A bad frame of an uplink whose other frames
+are good is returned as a :class:`Rejected` item (the core dead-letters it alone, with its bytes).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from datetime import time as dtime
 from decimal import Decimal, DivisionByZero, InvalidOperation
-from typing import Any, Protocol
+from typing import Any
 
 from flexmeter.iot_agents.core.errors import DecodeError
-from flexmeter.iot_agents.core.family import Decoded, Family, Message, Reading, Route
+from flexmeter.iot_agents.core.family import (
+    Decoded,
+    Family,
+    FamilyContext,
+    FamilyCounter,
+    Message,
+    Reading,
+    Rejected,
+    Route,
+)
 from flexmeter.iot_agents.mbus import decode_mbus, decode_wmbus
 from flexmeter.iot_agents.mbus.dedup import DuplicateFilter
 from flexmeter.iot_agents.mbus.errors import DecodeError as MbusDecodeError
@@ -33,7 +42,6 @@ from flexmeter.iot_agents.mbus.mappings import MEDIUM_CLASSES, entity_type_for, 
 from flexmeter.iot_agents.mbus.silence import SilenceEvent, SilenceWatch, silence_values, watched_devices
 from flexmeter.iot_agents.mbus.telegram import Telegram, manufacturer_value
 from flexmeter.iot_agents.mbus.uplink import UplinkFrame, parse_json_uplink, parse_raw_uplink
-from flexmeter.metrics import Metric
 from flexmeter.metrics import Registry as MetricsRegistry
 
 log = logging.getLogger(__name__)
@@ -45,9 +53,9 @@ MBUS_ROUTES: tuple[Route, ...] = (
     Route("amqp", "mbus/{apikey}/{gateway}/up"),
     Route("http", "/iot/mbus", query={"k": "apikey", "g": "gateway", "kind": "kind"}),
 )
-SILENCE_ROUTE = Route("mqtt", "$internal/mbus/silence")
-"""The route of the watchdog's own messages: no transport listens on it, so no device can forge one."""
 
+DUPLICATES = "iota_duplicates_dropped_total"
+DUPLICATES_HELP = "Telegrams dropped as duplicates (same meter, access number, time)."
 KEY_NAMES = ("aes_key", "wmbus_key", "mbus_key", "key")
 DETECTOR = "urn:flexmeter:iot-agent:mbus"
 
@@ -68,21 +76,6 @@ SI_CODES: dict[str, str] = {"Wh": "WHR", "J": "JOU", "W": "WTT", "m³": "MTQ", "
                             "%": "P1", "Hz": "HTZ", "dBm": "DBM"}
 _SKIPPED_FUNCTIONS = {"manufacturer_specific", "more_records_follow"}
 _QUALIFIER_SUFFIX = {"accumulation_negative_only": "backward", "accumulation_positive_only": ""}
-
-
-class FamilyContext(Protocol):
-    """What a running agent lends a family that has background work (see docs/mbus-agent.md)."""
-
-    @property
-    def metrics(self) -> MetricsRegistry: ...
-
-    def submit(self, family: Family, message: Message) -> None: ...
-
-    def devices(self) -> list[tuple[Json, Json | None]]: ...
-
-    def dead_letter(self, family: str, error: str, reason: str, raw: bytes, context: Json) -> None:
-        """Store one dead letter durably now (a bad frame of an uplink whose other frames are good)."""
-        ...
 
 
 def secondary_address(tel: Telegram) -> str:
@@ -168,10 +161,8 @@ class MbusFamily(Family):
         self.silence = SilenceWatch()
         self.check_every = (check_every if check_every is not None
                             else float(os.environ.get("FLEXMETER_MBUS_SILENCE_CHECK", "30")))
-        self._dropped: Metric = MetricsRegistry().counter("iota_duplicates_dropped_total", "")
+        self._dropped = FamilyCounter(MetricsRegistry().counter(DUPLICATES, DUPLICATES_HELP), self.name)
         self._context: FamilyContext | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # -- the seam -----------------------------------------------------------------------------------------
     def default_attributes(self, model: str | None) -> list[Json]:
@@ -181,8 +172,6 @@ class MbusFamily(Family):
         return entity_type_for(model)
 
     def decode(self, message: Message) -> list[Decoded]:
-        if message.route is SILENCE_ROUTE or message.route.pattern == SILENCE_ROUTE.pattern:
-            return self._silence_reading(message)
         frames = self._frames(message)
         lookup = message.secrets or (lambda _device_id: {})
         decoded: list[DecodedFrame] = []
@@ -192,28 +181,24 @@ class MbusFamily(Family):
                 decoded.append(self._decode_frame(frame, index, len(frames), lookup))
             except DecodeError as exc:
                 failed.append((index, frame, exc))
-        if failed:
-            context = self._context
-            if context is None or not decoded:  # the whole message goes to the dead letters (the core's path)
-                if len(failed) == 1:
-                    raise failed[0][2]
-                others = ", ".join(str(index + 1) for index, _, _ in failed[1:])
-                raise DecodeError(f"{failed[0][2].message} (and frame(s) {others} of {len(frames)} are bad too)")
-            for index, frame, error in failed:  # the good frames go on; each bad one is a dead letter of its own
-                context.dead_letter(self.name, error.name, error.message, frame.data, {
-                    "route": message.route.pattern, "transport": message.route.transport,
-                    "params": dict(message.params), "frame": index, "kind": frame.kind,
-                    "concentrator": frame.concentrator})
-        # Only once every frame decoded: a message that goes to the dead letters must not have marked its
-        # frames as seen (a replay of the dead letter would be dropped as a duplicate).
-        readings: list[Decoded] = []
+        if failed and not decoded:  # the whole message goes to the dead letters (the core's path)
+            if len(failed) == 1:
+                raise failed[0][2]
+            others = ", ".join(str(index + 1) for index, _, _ in failed[1:])
+            raise DecodeError(f"{failed[0][2].message} (and frame(s) {others} of {len(frames)} are bad too)")
+        # The good frames go on; each bad one is a dead letter of its own (the core's per-item path). Frames
+        # are marked as seen only now: a message that goes to the dead letters whole must not have marked
+        # its frames (a replay of the dead letter would be dropped as a duplicate).
+        readings: list[Decoded] = [
+            Rejected.of(error, frame.data, frame=index, kind=frame.kind, concentrator=frame.concentrator)
+            for index, frame, error in failed]
         for item in decoded:
             at = item.frame.received.timestamp() if item.frame.received else time.time()
             meter_time = self._meter_time(item.telegram)
             key = (item.device_id, item.telegram.access_number,
                    meter_time.isoformat() if meter_time is not None else None)
             if self.duplicates.seen(key, at):
-                self._dropped.inc(family=self.name)
+                self._dropped.inc()
                 log.debug("duplicate telegram dropped: meter %s access %s", item.device_id,
                           item.telegram.access_number)
                 continue
@@ -344,55 +329,42 @@ class MbusFamily(Family):
                        units=units, model=model, raw=item.frame.data.hex().upper())
 
     # -- silence --------------------------------------------------------------------------------------------
-    def _silence_reading(self, message: Message) -> list[Decoded]:
-        try:
-            event = json.loads(message.payload)
-            device_id = str(event["device_id"])
-            detected = float(event["detected"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DecodeError(f"malformed silence event: {exc}") from None
-        values = silence_values(event, DETECTOR)
-        return [Reading(device_id, values, observed_at=detected, apikey=message.apikey)]
+    @staticmethod
+    def _event_reading(event: SilenceEvent) -> Reading:
+        """The reading the family's table maps to the ``Anomaly:<id>:silence`` entity."""
+        return Reading(event.device_id, silence_values(event.as_dict(), DETECTOR), observed_at=event.detected,
+                       apikey=event.apikey)
 
     def _resolved(self, device_id: str, apikey: str | None, at: float) -> Reading:
-        event = SilenceEvent(device_id, apikey, at, 0, 0, at, resolved=True)
-        return Reading(device_id, silence_values(json.loads(event.payload()), DETECTOR), observed_at=at)
+        return self._event_reading(SilenceEvent(device_id, apikey, at, 0, 0, at, resolved=True))
 
-    def check_silence(self, devices: Iterable[tuple[Json, Json | None]], now: float | None = None) -> list[Message]:
-        """The silence messages due now (one per meter that just went silent)."""
+    def check_silence(self, devices: Iterable[tuple[Json, Json | None]], now: float | None = None) -> list[Reading]:
+        """The Anomaly readings due now (one per meter that just went silent)."""
         events = self.silence.due(watched_devices(devices, self.protocol), time.time() if now is None else now)
-        return [Message(SILENCE_ROUTE, e.payload(), {"apikey": e.apikey} if e.apikey else {}) for e in events]
+        return [self._event_reading(e) for e in events]
 
-    # -- lifecycle (optional: a context from the agent) ----------------------------------------------------
+    # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self, context: FamilyContext) -> None:
-        """Count duplicates in the agent's metrics and run the silence watchdog until :meth:`stop`."""
-        counted = self._dropped.total()
-        self._dropped = context.metrics.counter(
-            "iota_duplicates_dropped_total", "Telegrams dropped as duplicates (same meter, access number, time).")
+        """Count duplicates in the agent's ``/metrics`` and run the silence watchdog (a periodic task of the
+        context, stopped by the agent) until :meth:`stop`."""
+        counted = self._dropped.get()
+        self._dropped = context.counter(DUPLICATES, DUPLICATES_HELP)
         if counted:
-            self._dropped.inc(counted, family=self.name)
+            self._dropped.inc(counted)
         self._context = context
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._watch, name="mbus-silence", daemon=True)
-        self._thread.start()
+        self.silence.started = context.now()
+        context.every(self.check_every, self._check, name="mbus-silence")
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._context = None
 
-    def _watch(self) -> None:
-        while not self._stop.wait(self.check_every):
-            context = self._context
-            if context is None:
-                return
-            try:
-                for message in self.check_silence(context.devices()):
-                    context.submit(self, message)
-            except Exception:
-                log.exception("silence check failed; trying again in %s s", self.check_every)
+    def _check(self) -> None:
+        context = self._context
+        if context is None:
+            return
+        for reading in self.check_silence(context.devices(self.protocol), context.now()):
+            context.emit([reading])
 
     @property
     def duplicates_dropped(self) -> int:
-        return int(self._dropped.get(family=self.name))
+        return int(self._dropped.get())

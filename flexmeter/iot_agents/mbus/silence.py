@@ -3,7 +3,7 @@
 The interval is device configuration: ``internal_attributes`` ``{"interval": 300}`` (seconds, or an ISO 8601
 duration ``PT5M``) and optionally ``{"silence_factor": 3}``, on the device or, as a default, on its service
 group. Only devices with ``protocol: mbus`` and an interval are watched. The watchdog does no I/O of its
-own: it turns each silent meter into a message the agent's pipeline maps (to the ``Anomaly:<id>:silence``
+own: it turns each silent meter into a reading the agent's pipeline maps (to the ``Anomaly:<id>:silence``
 entity, through the family's table) like any reading, so anomalies go through the outbox too.
 """
 
@@ -64,9 +64,12 @@ class SilenceEvent:
     detected: float
     resolved: bool = False
 
+    def as_dict(self) -> Json:
+        return {"device_id": self.device_id, "last_heard": self.last_heard, "interval": self.interval,
+                "factor": self.factor, "detected": self.detected, "resolved": self.resolved}
+
     def payload(self) -> bytes:
-        return json.dumps({"device_id": self.device_id, "last_heard": self.last_heard, "interval": self.interval,
-                           "factor": self.factor, "detected": self.detected, "resolved": self.resolved}).encode()
+        return json.dumps(self.as_dict()).encode()
 
 
 def watched_devices(devices: Iterable[tuple[Json, Json | None]], protocol: str = "mbus") -> list[Watched]:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from flexmeter.iot_agents.core.errors import DecodeError
-from flexmeter.iot_agents.core.family import Decoded, Family, Message, Route
+from flexmeter.iot_agents.core.family import Decoded, Family, Message, Route, decode_each
 from flexmeter.iot_agents.midori.samples import AC_TABLE, device_name, sample_reading
 
 Json = dict[str, Any]
@@ -52,7 +52,9 @@ def decode_midori(document: Json, apikey: str | None) -> list[Decoded]:
         return [sample_reading(sensor, sample, "sample", apikey=apikey, model=MODEL)]
     if not isinstance(samples, list) or not samples:
         raise DecodeError("samples must be a non-empty array of sample objects")
-    return [sample_reading(sensor, s, f"samples[{i}]", apikey=apikey, model=MODEL) for i, s in enumerate(samples)]
+    # a bad sample of a 1 Hz batch is dead-lettered alone (a Rejected item), the others go on
+    return decode_each(samples, lambda i, s: [sample_reading(sensor, s, f"samples[{i}]", apikey=apikey, model=MODEL)],
+                       lambda _i, s: json.dumps(s, default=str), label="sample")
 
 
 class MidoriFamily(Family):

@@ -13,7 +13,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from flexmeter.iot_agents.core.mqtt import host_port
 from tests.iot_agents.connode.test_connode_decoder import EXAMPLE
-from tests.iot_agents.core.conftest import AgentFactory, get_entity, provision, publish_all, wait_for
+from tests.iot_agents.core.conftest import (
+    AgentFactory,
+    get_entity,
+    must_get_entity,
+    provision,
+    publish_all,
+    wait_for,
+)
 from tests.support.processes import FlexmeterProcess
 
 
@@ -64,7 +71,7 @@ def test_gateway_document_to_entities_and_breaker_command(
         assert meter["activePower"]["value"] == {"L1": 230, "L2": 410, "L3": 120}
         alert = wait_for(lambda: get_entity(ngsi, tenant, "Alert:E350-00012346:lastGasp"))
         assert alert["type"] == "Alert" and alert["subCategory"]["value"] == "powerOutage"
-        assert get_entity(ngsi, tenant, "ACMeasurement:E350-00012346")["status"]["value"] == "powerOutage"
+        assert must_get_entity(ngsi, tenant, "ACMeasurement:E350-00012346")["status"]["value"] == "powerOutage"
         substation = get_entity(ngsi, tenant, "ThreePhaseAcMeasurement:ECH-SUB-1")
         assert substation is not None and substation["totalActivePower"]["value"] == 117.0
         heat = get_entity(ngsi, tenant, "SmartMeteringObservation:DH-0042")
@@ -73,14 +80,15 @@ def test_gateway_document_to_entities_and_breaker_command(
         wait_for(lambda: requests.get(f"{ngsi}/v2/subscriptions", headers=tenant, timeout=5).json())
         requests.post(f"{ngsi}/v2/entities/ACMeasurement:E350-00012345/attrs", headers=tenant, timeout=5,
                       json={"breaker": {"type": "command", "value": "disconnect"}}).raise_for_status()
-        wait_for(lambda: get_entity(ngsi, tenant, "ACMeasurement:E350-00012345")["breaker_status"]["value"] == "OK")
+        wait_for(lambda: must_get_entity(ngsi, tenant, "ACMeasurement:E350-00012345")["breaker_status"]["value"]
+                 == "OK")
         meter = get_entity(ngsi, tenant, "ACMeasurement:E350-00012345")
         assert meter is not None and meter["breaker_info"]["value"] == "breaker disconnected"
         assert gateway.commands == [{"device": "E350-00012345", "command": "breaker", "action": "disconnect"}]
 
         requests.post(f"{ngsi}/v2/entities/ACMeasurement:E350-00012345/attrs", headers=tenant, timeout=5,
                       json={"breaker": {"type": "command", "value": "explode"}}).raise_for_status()
-        wait_for(lambda: get_entity(ngsi, tenant, "ACMeasurement:E350-00012345")["breaker_status"]["value"]
+        wait_for(lambda: must_get_entity(ngsi, tenant, "ACMeasurement:E350-00012345")["breaker_status"]["value"]
                  == "ERROR")
         meter = get_entity(ngsi, tenant, "ACMeasurement:E350-00012345")
         assert meter is not None and "connect, disconnect, status" in meter["breaker_info"]["value"]

@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 
 from flexmeter.iot_agents.connode.family import CONNODE_ROUTES, ConnodeFamily
-from flexmeter.iot_agents.core.errors import DecodeError
-from flexmeter.iot_agents.core.family import CommandReply, Message, Reading
+from flexmeter.iot_agents.core.errors import AllItemsRejected, DecodeError
+from flexmeter.iot_agents.core.family import CommandReply, Message, Reading, Rejected
 from flexmeter.iot_agents.core.mapping import DeviceView, EntityUpdate, Mapper
 
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "docs" / "connode-payload.schema.json"
@@ -114,8 +114,13 @@ def test_command_replies_and_errors_name_the_field() -> None:
     assert reply == CommandReply("E350-00012345", "breaker", "OK", "disconnected")
     with pytest.raises(DecodeError, match=r"messages\[0\].device"):
         decode({"messages": [{"values": {"1.8.0": 1}}]})
-    with pytest.raises(DecodeError, match=r"messages\[1\]: a reading without values"):
-        decode({"messages": [{"device": "a", "values": {"1.8.0": 1}}, {"device": "b"}]})
+    # a bad message of a batch with good ones is rejected alone (dead-lettered with its JSON), not the batch
+    good, rejected = decode({"messages": [{"device": "a", "values": {"1.8.0": 1}}, {"device": "b"}]})
+    assert isinstance(good, Reading) and good.device_id == "a"
+    assert isinstance(rejected, Rejected) and rejected.context == {"message": 1}
+    assert rejected.reason == "messages[1]: a reading without values" and rejected.raw == '{"device":"b"}'
+    with pytest.raises(AllItemsRejected, match=r"messages\[0\]: a reading without values \(and 1 more"):
+        decode({"messages": [{"device": "a"}, {"device": "b"}]})
     with pytest.raises(DecodeError, match="must be an array"):
         decode({"messages": {"device": "a"}})
 

@@ -24,10 +24,10 @@ def south_url(proc: FlexmeterProcess) -> str:
 
 
 def start_agent(data_dir: Path, ngsi_url: str, *families: str, mqtt_url: str = "none", amqp_url: str = "none",
-                extra: tuple[str, ...] = ()) -> FlexmeterProcess:
+                extra: tuple[str, ...] = (), env: dict[str, str] | None = None) -> FlexmeterProcess:
     return FlexmeterProcess(["agent", *families, "--north-port", "0", "--south-port", "0", "--ngsi-url", ngsi_url,
                              "--mqtt-url", mqtt_url, "--amqp-url", amqp_url, "--data-dir", str(data_dir),
-                             "--linger", "0.01", *extra]).start()
+                             "--linger", "0.01", *extra], env=env).start()
 
 
 @pytest.fixture
@@ -73,6 +73,13 @@ def get_entity(ngsi_url: str, headers: dict[str, str], entity_id: str) -> dict[s
     return result
 
 
+def must_get_entity(ngsi_url: str, headers: dict[str, str], entity_id: str) -> dict[str, Any]:
+    """The entity, or AssertionError (which :func:`wait_for` retries) while it does not exist."""
+    found = get_entity(ngsi_url, headers, entity_id)
+    assert found is not None, f"no entity {entity_id}"
+    return found
+
+
 def publish_all(mqtt_url: str, messages: list[tuple[str, bytes | str]], qos: int = 1) -> None:
     """Publish with QoS 1 and wait until Mosquitto has acknowledged every message."""
     import paho.mqtt.client as mqtt
@@ -105,8 +112,8 @@ def provision(north_url: str, headers: dict[str, str], groups: list[dict[str, An
 
 
 def count_entities(ngsi_url: str, headers: dict[str, str], entity_type: str) -> int:
-    response = requests.get(f"{ngsi_url}/v2/entities", params={"type": entity_type, "options": "count",
-                                                               "limit": 1, "attrs": "id"},
+    params: dict[str, str | int] = {"type": entity_type, "options": "count", "limit": 1, "attrs": "id"}
+    response = requests.get(f"{ngsi_url}/v2/entities", params=params,
                             headers=headers, timeout=10)
     response.raise_for_status()
     return int(response.headers["Fiware-Total-Count"])

@@ -11,7 +11,7 @@ import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
 from flexmeter.iot_agents.core.mqtt import host_port
-from tests.iot_agents.core.conftest import AgentFactory, get_entity, provision, wait_for
+from tests.iot_agents.core.conftest import AgentFactory, get_entity, must_get_entity, provision, wait_for
 from tests.support.processes import FlexmeterProcess
 
 
@@ -61,15 +61,17 @@ def test_command_round_trip_and_timeout(agent_factory: AgentFactory, module_brok
         update = requests.post(f"{ngsi}/v2/entities/Switch:sw1/attrs", headers=tenant, timeout=5,
                                json={"ping": {"type": "command", "value": "hello"}})
         assert update.status_code == 204, update.text
-        wait_for(lambda: get_entity(ngsi, tenant, "Switch:sw1")["ping_status"]["value"] == "OK")
+        wait_for(lambda: must_get_entity(ngsi, tenant, "Switch:sw1")["ping_status"]["value"] == "OK")
         entity = get_entity(ngsi, tenant, "Switch:sw1")
         assert entity is not None and entity["ping_info"]["value"] == "pong"
         assert {"ping": "hello"} in device.received
 
         requests.post(f"{ngsi}/v2/entities/Switch:sw1/attrs", headers=tenant, timeout=5,
                       json={"reboot": {"type": "command", "value": "now"}}).raise_for_status()
-        wait_for(lambda: get_entity(ngsi, tenant, "Switch:sw1")["reboot_status"]["value"] == "PENDING", timeout=5)
-        wait_for(lambda: get_entity(ngsi, tenant, "Switch:sw1")["reboot_status"]["value"] == "ERROR", timeout=10)
+        wait_for(lambda: must_get_entity(ngsi, tenant, "Switch:sw1")["reboot_status"]["value"] == "PENDING",
+                 timeout=5)
+        wait_for(lambda: must_get_entity(ngsi, tenant, "Switch:sw1")["reboot_status"]["value"] == "ERROR",
+                 timeout=10)
         entity = get_entity(ngsi, tenant, "Switch:sw1")
         assert entity is not None and "no reply" in entity["reboot_info"]["value"]
     finally:

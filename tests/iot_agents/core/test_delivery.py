@@ -15,6 +15,7 @@ from tests.iot_agents.core.conftest import (
     AgentFactory,
     count_entities,
     get_entity,
+    must_get_entity,
     provision,
     publish_all,
     south_url,
@@ -64,7 +65,7 @@ def test_mqtt_http_and_amqp_measures_become_entity_attributes(
     assert channel.queue_declare(f"flexmeter.iota.{_identity(agent)}", passive=True)
     channel.basic_publish("amq.topic", f".json.{key}.r1.attrs", json.dumps({"p": 3}).encode())
     connection.close()
-    wait_for(lambda: get_entity(ngsi, tenant, "Room:r1")["power"]["value"] == 3000)
+    wait_for(lambda: must_get_entity(ngsi, tenant, "Room:r1")["power"]["value"] == 3000)
 
     unknown = requests.post(f"{south_url(agent)}/iot/json", params={"k": key, "i": "nobody"}, json={"p": 1},
                             timeout=10)
@@ -125,7 +126,7 @@ def test_broker_outage_then_back_loses_no_reading(
         time.sleep(3)  # the outage
         broker = FlexmeterProcess(["broker", "--port", str(port), "--db", str(broker_dir / "broker.db")]).start()
         wait_for(lambda: count_entities(ngsi, tenant, "Meter") == 150, timeout=30)
-        assert get_entity(ngsi, tenant, "Meter:m149")["e"]["value"] == 149
+        assert must_get_entity(ngsi, tenant, "Meter:m149")["e"]["value"] == 149
         assert requests.get(f"{agent.url}/health", timeout=5).json()["outbox"] == 0
     finally:
         broker.stop()
@@ -152,7 +153,7 @@ def test_agent_killed_and_restarted_loses_no_reading(
         broker = FlexmeterProcess(["broker", "--port", str(port), "--db", db]).start()
         agent_factory(ngsi, "json", mqtt_url=mqtt_url, data_dir=data_dir)
         wait_for(lambda: count_entities(ngsi, tenant, "Meter") == 150, timeout=30)
-        assert get_entity(ngsi, tenant, "Meter:m149")["e"]["value"] == 149
-        assert get_entity(ngsi, tenant, "Meter:m0")["e"]["value"] == 0
+        assert must_get_entity(ngsi, tenant, "Meter:m149")["e"]["value"] == 149
+        assert must_get_entity(ngsi, tenant, "Meter:m0")["e"]["value"] == 0
     finally:
         broker.stop()

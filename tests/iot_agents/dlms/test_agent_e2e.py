@@ -4,6 +4,8 @@ meter's values and time; the replayed push dead-lettered; P1 and substation push
 
 from __future__ import annotations
 
+import re
+import socket
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -103,3 +105,38 @@ def http_readout_and_substation_push(agent: FlexmeterProcess, ngsi: str, tenant:
     bad = requests.post(f"{south}/iot/dlms", params={"k": key}, data=telegram[:-3] + b"\r\n", timeout=10)
     assert bad.status_code == 400 and bad.json()["name"] == "WRONG_SYNTAX"
     assert "IEC 62056-21" in bad.json()["message"]
+
+
+def test_dlms_udp_datagram_lands_in_the_broker_and_a_bad_hex_line_is_rejected_alone(
+        agent_factory: AgentFactory, module_broker: FlexmeterProcess, tenant: dict[str, str]) -> None:
+    """`flexmeter agent dlms` with FLEXMETER_DLMS_UDP_PORT: the family's lifecycle starts the DLMS/UDP listener;
+    a datagram becomes the meter's entity. Then per-item rejection: of two hex lines on HTTP, the bad one is
+    dead-lettered alone (its own bytes) and the good one lands."""
+    ngsi = module_broker.url
+    key = f"u{uuid.uuid4().hex[:8]}"
+    agent = agent_factory(ngsi, "dlms", env={"FLEXMETER_DLMS_UDP_PORT": "0", "FLEXMETER_DLMS_UDP_APIKEY": key})
+    found = re.search(r"dlms udp on ([0-9.]+):(\d+)", agent.log())
+    assert found, agent.log()
+    provision(agent.url, tenant, [{"apikey": key, "resource": "/iot/dlms"}],
+              [{"device_id": TITLE_HEX, "protocol": "dlms", "timezone": "Europe/Rome",
+                "internal_attributes": {"dlms_guek": EK.hex(), "dlms_gak": AK.hex()}}])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(ggc(501), (found.group(1), int(found.group(2))))
+    entity_id = f"ACMeasurement:{TITLE_HEX}"
+    meter = wait_for(lambda: get_entity(ngsi, tenant, entity_id))
+    assert meter["totalActivePower"]["value"] == 1500 and meter["TimeInstant"]["value"] == "2026-11-27T09:00:00.000Z"
+    metrics = requests.get(f"{agent.url}/metrics", timeout=5).text
+    assert 'iota_received_total{family="dlms"} 1' in metrics, metrics
+
+    good = ggc(502, user_body(power_w=1888), at=T0 + timedelta(seconds=1))
+    bad = bytearray(ggc(503, at=T0 + timedelta(seconds=2)))
+    bad[-3] ^= 0x01  # a flipped byte in the GCM tag
+    body = f"{bytes(bad).hex()}\n{good.hex()}\n"
+    response = requests.post(f"{south_url(agent)}/iot/dlms", params={"k": key}, data=body, timeout=10)
+    assert response.status_code == 200, response.text
+    wait_for(lambda: (e := get_entity(ngsi, tenant, entity_id)) and e["totalActivePower"]["value"] == 1868)
+    (letter,) = [d for d in dead_letters(agent.url, tenant) if d["family"] == "dlms"]
+    assert letter["error"] == "DLMS_SECURITY_ERROR" and letter["reason"].startswith("push 1 of 2: "), letter
+    assert letter["context"]["push"] == 0 and letter["context"]["params"]["apikey"] == key, letter
+    assert bytes.fromhex(letter["raw"] if isinstance(letter["raw"], str) else bytes.fromhex(
+        letter["raw"]["hex"]).decode()) == bytes(bad)

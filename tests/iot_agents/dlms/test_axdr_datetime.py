@@ -129,7 +129,8 @@ def test_deviation_sign_convention() -> None:
     value = _dt("07e509160311231effffc400")
     assert value.deviation == -60
     assert value.to_datetime() == datetime(2021, 9, 22, 17, 35, 30, tzinfo=timezone(timedelta(hours=1)))
-    assert value.to_datetime(deviation_is_offset=True).utcoffset() == timedelta(hours=-1)
+    as_offset = value.to_datetime(deviation_is_offset=True)
+    assert as_offset is not None and as_offset.utcoffset() == timedelta(hours=-1)
     assert CosemDateTime.from_datetime(value.to_datetime() or datetime.now()).deviation == -60
 
 

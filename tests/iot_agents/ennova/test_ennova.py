@@ -13,7 +13,7 @@ import requests
 from referencing import Registry, Resource
 
 from flexmeter.iot_agents.core.errors import DecodeError
-from flexmeter.iot_agents.core.family import Message, load_family
+from flexmeter.iot_agents.core.family import Message, Reading, Rejected, load_family
 from flexmeter.iot_agents.midori.ennova import EnnovaFamily
 from tests.iot_agents.core.conftest import (
     AgentFactory,
@@ -55,6 +55,17 @@ def test_schema_and_example() -> None:
         ("ENN-MTR-0001", "2026-11-27T10:00:00Z"), ("ENN-MTR-0001", "2026-11-27T10:00:01Z"),
         ("ENN-PLUG-0012", 1795773600)]
     assert isinstance(load_family("ennova"), EnnovaFamily)
+
+
+def test_a_bad_device_entry_is_rejected_alone() -> None:
+    good = {"id": "d1", "samples": [{"ts": 1, "voltage": 230}, {"ts": 2, "voltage": 231}]}
+    bad = {"id": "d2", "samples": [{"ts": 1, "watts": 1}]}
+    decoded = decode({"hub": "h", "devices": [bad, good]})
+    readings = [d for d in decoded if isinstance(d, Reading)]
+    (rejected,) = [d for d in decoded if isinstance(d, Rejected)]
+    assert [r.device_id for r in readings] == ["d1", "d1"]
+    assert rejected.context == {"device": 0} and json.loads(str(rejected.raw)) == bad
+    assert "devices[0].samples[0].watts" in rejected.reason
 
 
 @pytest.mark.parametrize(("document", "message"), [

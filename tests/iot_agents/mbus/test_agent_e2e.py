@@ -26,7 +26,6 @@ from tests.iot_agents.mbus.agent_support import (
     AES_KEY,
     HEAT_ID,
     WATER_ID,
-    ModuleProcess,
     heat_frame,
     water_telegram,
 )
@@ -116,48 +115,48 @@ def test_uplinks_to_entities_duplicates_and_dead_letters(
     assert 'iota_dead_lettered_total{family="mbus"} 1' in metrics
 
 
-def test_with_the_agent_context_silence_duplicates_and_partial_dead_letters(
-        broker_process: FlexmeterProcess, mqtt_url: str, tenant: dict[str, str], tmp_path: Path) -> None:
-    """The family's background work (silence watchdog, duplicate counter) with the agent context."""
+def test_lifecycle_silence_duplicates_and_partial_dead_letters(
+        agent_factory: AgentFactory, broker_process: FlexmeterProcess, mqtt_url: str,
+        tenant: dict[str, str]) -> None:
+    """`flexmeter agent mbus` starts the family's lifecycle: the silence watchdog (a periodic task of the
+    core's FamilyContext), the duplicate counter on /metrics, and per-frame dead letters (Rejected items)."""
     ngsi = broker_process.url
-    agent = ModuleProcess("flexmeter.iot_agents.mbus.runtime", [
-        "mbus", "--north-port", "0", "--south-port", "0", "--ngsi-url", ngsi, "--mqtt-url", mqtt_url,
-        "--data-dir", str(tmp_path / "agent")], env={"FLEXMETER_MBUS_SILENCE_CHECK": "0.2"}).start()
+    agent = agent_factory(ngsi, "mbus", mqtt_url=mqtt_url, env={"FLEXMETER_MBUS_SILENCE_CHECK": "0.2"})
+    key = f"k{uuid.uuid4().hex[:8]}"
+    _provision(agent.url, tenant, key, interval=1)
+    uplink = build_json_uplink([UplinkFrame("mbus", heat_frame())], "c1", datetime.now(UTC))
+    publish_all(mqtt_url, [(f"mbus/{key}/c1/up", uplink), (f"mbus/{key}/c2/up", uplink)])
+    wait_for(lambda: get_entity(ngsi, tenant, f"SmartMeteringObservation:{HEAT_ID}"))
+    wait_for(lambda: 'iota_duplicates_dropped_total{family="mbus"} 1'
+             in requests.get(f"{agent.url}/metrics", timeout=5).text)
+    # interval 1 s, factor 3: silent after 3 s without a telegram
     try:
-        key = f"k{uuid.uuid4().hex[:8]}"
-        _provision(agent.url, tenant, key, interval=1)
-        uplink = build_json_uplink([UplinkFrame("mbus", heat_frame())], "c1", datetime.now(UTC))
-        publish_all(mqtt_url, [(f"mbus/{key}/c1/up", uplink), (f"mbus/{key}/c2/up", uplink)])
-        wait_for(lambda: get_entity(ngsi, tenant, f"SmartMeteringObservation:{HEAT_ID}"))
-        wait_for(lambda: 'iota_duplicates_dropped_total{family="mbus"} 1'
-                 in requests.get(f"{agent.url}/metrics", timeout=5).text)
-        # interval 1 s, factor 3: silent after 3 s without a telegram
-        try:
-            anomaly = wait_for(lambda: get_entity(ngsi, tenant, f"Anomaly:{HEAT_ID}:silence"), timeout=10)
-        except AssertionError:
-            raise AssertionError(agent.log()) from None
-        assert anomaly["type"] == "Anomaly" and anomaly["anomalyType"]["value"] == "silence"
-        assert anomaly["status"]["value"] == "active"
-        assert anomaly["refDevice"]["value"] == f"SmartMeteringObservation:{HEAT_ID}"
-        assert anomaly["detectedBy"]["value"].startswith("urn:")
-        # the water meter has no interval: not watched
-        assert get_entity(ngsi, tenant, f"Anomaly:{WATER_ID}:silence") is None
-        # heard again (with a broken frame in the same uplink): the anomaly is resolved, and only the broken
-        # frame is a dead letter, with its own bytes
-        bad = bytearray(water_telegram(access=5))
-        bad[5] ^= 0x01
-        again = build_json_uplink([UplinkFrame("mbus", heat_frame(access=8)), UplinkFrame("wmbus", bytes(bad))],
-                                  "c1", datetime.now(UTC))
-        publish_all(mqtt_url, [(f"mbus/{key}/c1/up", again)])
-        wait_for(lambda: _entity(ngsi, tenant, f"Anomaly:{HEAT_ID}:silence")["status"]["value"] == "resolved")
-        letters = requests.get(f"{agent.url}/iot/deadletters", headers=tenant, timeout=5).json()["deadLetters"]
-        # one dead letter: the bad frame (twice at most, if a loaded broker redelivered the message: at-least-once)
-        assert letters and all(d["raw"] == letters[0]["raw"] for d in letters), letters
-        dead = letters[0]
-        assert dead["raw"] == {"hex": bytes(bad).hex()} or dead["raw"] == {"hex": bytes(bad).hex().upper()}, dead
-        assert "frame 2 of 2 (wmbus" in dead["reason"] and dead["context"]["frame"] == 1, dead
-    finally:
-        agent.stop()
+        anomaly = wait_for(lambda: get_entity(ngsi, tenant, f"Anomaly:{HEAT_ID}:silence"), timeout=10)
+    except AssertionError:
+        raise AssertionError(agent.log()) from None
+    assert anomaly["type"] == "Anomaly" and anomaly["anomalyType"]["value"] == "silence"
+    assert anomaly["status"]["value"] == "active"
+    assert anomaly["refDevice"]["value"] == f"SmartMeteringObservation:{HEAT_ID}"
+    assert anomaly["detectedBy"]["value"].startswith("urn:")
+    # the water meter has no interval: not watched
+    assert get_entity(ngsi, tenant, f"Anomaly:{WATER_ID}:silence") is None
+    # heard again (with a broken frame in the same uplink): the anomaly is resolved, and only the broken
+    # frame is a dead letter, with its own bytes
+    bad = bytearray(water_telegram(access=5))
+    bad[5] ^= 0x01
+    again = build_json_uplink([UplinkFrame("mbus", heat_frame(access=8)), UplinkFrame("wmbus", bytes(bad))],
+                              "c1", datetime.now(UTC))
+    publish_all(mqtt_url, [(f"mbus/{key}/c1/up", again)])
+    wait_for(lambda: _entity(ngsi, tenant, f"Anomaly:{HEAT_ID}:silence")["status"]["value"] == "resolved")
+    letters = requests.get(f"{agent.url}/iot/deadletters", headers=tenant, timeout=5).json()["deadLetters"]
+    # one dead letter: the bad frame (twice at most, if a loaded broker redelivered the message: at-least-once)
+    assert letters and all(d["raw"] == letters[0]["raw"] for d in letters), letters
+    dead = letters[0]
+    assert dead["raw"] == {"hex": bytes(bad).hex()} or dead["raw"] == {"hex": bytes(bad).hex().upper()}, dead
+    assert "frame 2 of 2 (wmbus" in dead["reason"] and dead["context"]["frame"] == 1, dead
+    assert dead["context"]["kind"] == "wmbus" and dead["context"]["params"]["apikey"] == key, dead
+    metrics = requests.get(f"{agent.url}/metrics", timeout=5).text
+    assert f'iota_dead_lettered_total{{family="mbus"}} {len(letters)}' in metrics, metrics
 
 
 def test_bus_master_to_agent(agent_factory: AgentFactory, broker_process: FlexmeterProcess, mqtt_url: str,

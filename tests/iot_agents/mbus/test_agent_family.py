@@ -4,6 +4,7 @@ silence."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from flexmeter.iot_agents.core.errors import DecodeError
-from flexmeter.iot_agents.core.family import Message, Reading, load_family
+from flexmeter.iot_agents.core.family import Message, Reading, Rejected, load_family
 from flexmeter.iot_agents.mbus.encode import build_rsp_ud, encode_value
 from flexmeter.iot_agents.mbus.family import MBUS_ROUTES, MbusFamily
 from flexmeter.iot_agents.mbus.mappings import model_chain, object_id, table_for
@@ -100,15 +101,27 @@ def test_duplicates_dropped_by_meter_access_number_and_time() -> None:
     assert len(family.decode(_message(wrapped))) == 1
 
 
-def test_a_bad_frame_rejects_the_message_without_marking_the_good_ones_seen() -> None:
+def test_a_bad_frame_is_rejected_alone_and_an_all_bad_uplink_marks_nothing_seen() -> None:
     family = MbusFamily()
     bad = bytearray(heat_frame(access=9))
     bad[-2] ^= 0xFF
-    uplink = json.dumps({"frames": [heat_frame(access=8).hex(), bytes(bad).hex()]}).encode()
-    with pytest.raises(DecodeError, match=r"frame 2 of 2 .*ChecksumError.*link\.checksum"):
-        family.decode(_message(uplink))
-    good_again = json.dumps({"frames": [heat_frame(access=8).hex()]}).encode()
-    assert len(family.decode(_message(good_again))) == 1
+    # one good and one bad frame: the reading, and a Rejected item with the bad frame's own bytes
+    mixed = json.dumps({"frames": [heat_frame(access=8).hex(), bytes(bad).hex()]}).encode()
+    decoded = family.decode(_message(mixed))
+    (reading,) = [d for d in decoded if not isinstance(d, Rejected)]
+    (rejected,) = [d for d in decoded if isinstance(d, Rejected)]
+    assert isinstance(reading, Reading) and reading.device_id == HEAT_ID
+    assert isinstance(rejected, Rejected) and rejected.raw == bytes(bad) and rejected.error == "WRONG_SYNTAX"
+    assert re.search(r"frame 2 of 2 .*ChecksumError.*link\.checksum", rejected.reason), rejected.reason
+    assert rejected.context["frame"] == 1 and rejected.context["kind"] == "mbus"
+    # every frame bad: the whole message is rejected, and the good-looking frames are not marked as seen
+    with pytest.raises(DecodeError, match=r"frame 1 of 2 .*ChecksumError.*\(and frame\(s\) 2 of 2 are bad too\)"):
+        family.decode(_message(json.dumps({"frames": [bytes(bad).hex(), bytes(bad).hex()]}).encode()))
+    other = bytearray(heat_frame(access=10))
+    other[-2] ^= 0xFF
+    with pytest.raises(DecodeError):
+        family.decode(_message(json.dumps({"frames": [bytes(other).hex()]}).encode()))
+    assert len(family.decode(_message(json.dumps({"frames": [heat_frame(access=10).hex()]}).encode()))) == 1
 
 
 @pytest.mark.parametrize(("payload", "reason"), [
@@ -163,10 +176,10 @@ def test_silence_watch() -> None:
     devices: list[tuple[dict[str, Any], dict[str, Any] | None]] = [(heat, None), (water, group), (other, None)]
     assert family.check_silence(devices, now=1100) == []
     (water_silent,) = family.check_silence(devices, now=1121)       # 2 x 60 s
-    assert json.loads(water_silent.payload)["device_id"] == WATER_ID
-    (heat_silent,) = family.check_silence(devices, now=1901)        # 3 x 300 s
+    assert water_silent.device_id == WATER_ID and water_silent.apikey == "k"
+    (anomaly,) = family.check_silence(devices, now=1901)             # 3 x 300 s
     assert family.check_silence(devices, now=5000) == []            # each reported once
-    (anomaly,) = _readings(family, heat_silent)
+    assert anomaly.device_id == HEAT_ID and anomaly.observed_at == 1901
     assert anomaly.values["silence.anomalyType"] == "silence" and anomaly.values["silence.status"] == "active"
     assert family.silence.heard(HEAT_ID, 6000) is True and family.silence.heard(HEAT_ID, 6001) is False
     assert parse_interval("PT1H30M") == 5400 and parse_interval("300") == 300 and parse_interval("x") is None

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from flexmeter.iot_agents.core.errors import DecodeError
-from flexmeter.iot_agents.core.family import Message, Reading, load_family
+from flexmeter.iot_agents.core.family import Message, Reading, Rejected, load_family
 from flexmeter.iot_agents.core.mapping import DeviceView, Mapper
 from flexmeter.iot_agents.midori.family import MidoriFamily
 from flexmeter.ngsi_models.models.electricity import AC_MEASUREMENT
@@ -72,6 +72,15 @@ def test_each_sample_is_a_reading_with_its_own_time_and_maps_to_ac_measurement()
 def test_bad_messages_say_what_is_wrong(document: Any, message: str) -> None:
     with pytest.raises(DecodeError, match=message):
         decode(document)
+
+
+def test_a_bad_sample_is_rejected_alone() -> None:
+    decoded = decode({"sensor": "MID-1", "samples": [{"ts": 1, "activePower": 1.5}, {"ts": 2, "voltage": "x"},
+                                                     {"ts": 3, "activePower": 2.5}]})
+    assert [d.values for d in decoded if isinstance(d, Reading)] == [{"activePower": 1.5}, {"activePower": 2.5}]
+    (rejected,) = [d for d in decoded if isinstance(d, Rejected)]
+    assert rejected.context == {"sample": 1}
+    assert "samples[1]" in rejected.reason and "must be a number" in rejected.reason
 
 
 def test_flat_single_sample_and_apikey_precedence() -> None:

@@ -1,0 +1,328 @@
+"""`flexmeter bench e2e`: meters → MQTT → agent → broker → time series and service, counted at every hop.
+
+The run: start the embedded stack (or use the given endpoints), provision a Connode fleet under a fresh
+tenant, subscribe the time series, the service and a local receiver, publish the workload through the
+machine's MQTT broker, then wait until every hop has everything (or stops progressing) and count:
+
+| hop | counted by |
+|---|---|
+| sent | the load generator (readings, MQTT messages acked by the MQTT broker) |
+| agent decoded / forwarded | the agent's ``iota_decoded_total`` / ``iota_forwarded_total`` (deltas over the run); |
+| | decoded counts every Connode gateway on the MQTT broker (others' too), so it is shown, not checked |
+| broker | distinct (entity, TimeInstant) the broker notified to the local receiver; plus every meter's last |
+| | TimeInstant read back from the broker must be its last emission |
+| time series | rows per entity (``aggrMethod=count``) for the workload's entities |
+| service | the service's ``flexmeter_service_entities_total{outcome="new"}`` (delta over the run) |
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from flexmeter.evaluation.errors import EvaluationError
+from flexmeter.evaluation.hops import BrokerReceiver, iso_ms, metric_sum, scrape, timeseries_counts
+from flexmeter.evaluation.latency import ProbePoller, Timeline, curve_latencies, summary_ms
+from flexmeter.evaluation.provision import Tenant, provision_agent, subscribe, wait_agent_mqtt
+from flexmeter.evaluation.resources import ResourceSampler
+from flexmeter.evaluation.stack import EmbeddedStack, Endpoints
+from flexmeter.evaluation.workload import ENTITY_TYPE, Fleet, Sent, mqtt_publisher, run_workload
+
+QL_ATTR = "totalActiveEnergyImport"
+HOP_LABELS = {
+    "sent": "sent (MQTT, acked)",
+    "agent_decoded": "agent: decoded (all Connode traffic)",
+    "agent_forwarded": "agent: accepted by broker",
+    "broker": "broker (notified)",
+    "timeseries": "time series (rows)",
+    "service": "service (new readings)",
+}
+HOPS = ("sent", "agent_decoded", "agent_forwarded", "broker", "timeseries", "service")
+
+
+@dataclass
+class E2EOptions:
+    duration: float = 20.0
+    rate: float = 1000.0
+    devices: int | None = None
+    """meters (default: ``rate``, i.e. one reading per meter per second)"""
+    per_gateway: int = 100
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    ngsi_url: str | None = None
+    ql_url: str | None = None
+    iota_url: str | None = None
+    service_url: str | None = None
+    host: str = "127.0.0.1"
+    settle_timeout: float = 60.0
+    """seconds without progress at any hop before the run gives up waiting (what is missing is loss)"""
+    probes: int = 20
+    receiver: str = "all"
+    """``all``: the local receiver is subscribed to every meter (counts the broker hop reading by reading);
+    ``probes``: only to the probe meters (less load on the broker; the broker hop is then its 2xx count)"""
+
+
+Progress = Callable[[str, float], None]
+"""(phase, fraction of the whole run done 0..1)"""
+
+
+def _no_progress(phase: str, fraction: float) -> None:
+    return None
+
+
+class _Counters:
+    """The counter readings of the embedded/given components, as deltas from the start of the run."""
+
+    def __init__(self, endpoints: Endpoints) -> None:
+        self.endpoints = endpoints
+        self.session = requests.Session()
+        self.base: dict[str, float] = {}
+
+    def read(self) -> dict[str, float | None]:
+        agent = scrape(self.endpoints.iota_url, self.session)
+        service = scrape(self.endpoints.service_url, self.session)
+        return {
+            "agent_decoded": None if agent is None else metric_sum(agent, "iota_decoded_total", family="connode"),
+            "agent_forwarded": None if agent is None else metric_sum(agent, "iota_forwarded_total",
+                                                                     family="connode"),
+            "agent_dead_lettered": None if agent is None else metric_sum(agent, "iota_dead_lettered_total"),
+            "agent_retried": None if agent is None else metric_sum(agent, "iota_retried_total"),
+            "service": None if service is None else metric_sum(service, "flexmeter_service_entities_total",
+                                                               outcome="new"),
+            "service_rejected": None if service is None else metric_sum(service,
+                                                                        "flexmeter_service_rejected_total"),
+        }
+
+    def snapshot(self) -> None:
+        self.base = {k: v for k, v in self.read().items() if v is not None}
+
+    def delta(self) -> dict[str, float | None]:
+        return {k: (None if v is None else v - self.base.get(k, 0.0)) for k, v in self.read().items()}
+
+def _broker_stale(ngsi_url: str, tenant: Tenant, fleet: Fleet, sent: Sent) -> tuple[int, int]:
+    """(meters whose last TimeInstant in the broker is not their last emission, entities found)."""
+    found: dict[str, int] = {}
+    offset = 0
+    session = requests.Session()
+    while True:
+        params: dict[str, str | int] = {"type": ENTITY_TYPE, "attrs": "TimeInstant", "options": "keyValues",
+                                        "limit": 1000, "offset": offset}
+        response = session.get(f"{ngsi_url}/v2/entities", headers=tenant.headers, timeout=60, params=params)
+        response.raise_for_status()
+        page = response.json()
+        for entity in page:
+            if isinstance(entity.get("TimeInstant"), str):
+                found[entity["id"]] = iso_ms(entity["TimeInstant"])
+        offset += len(page)
+        if len(page) < 1000:
+            break
+    stale = sum(1 for i in range(fleet.devices)
+                if sent.per_device[i] and found.get(fleet.entity_id(i)) != sent.last_ms[i])
+    return stale, len(found)
+
+
+def run_e2e(options: E2EOptions, progress: Progress = _no_progress,
+            endpoints: Endpoints | None = None) -> dict[str, Any]:
+    """Run the workload once; returns the figures, the counts per hop and the conditions.
+
+    ``endpoints``: a stack already running (``evaluate`` shares one); else the given URLs of ``options``
+    are used and the missing components are started (and stopped at the end).
+    """
+    devices = options.devices or max(1, int(options.rate))
+    if devices < options.rate * 0.1:
+        raise EvaluationError(f"{devices} meters cannot send {options.rate:g} readings/s with distinct "
+                              "observation times: use at least rate/10 meters")
+    stack = None
+    if endpoints is None:
+        stack = EmbeddedStack(mqtt_url=options.mqtt_url, ngsi_url=options.ngsi_url, ql_url=options.ql_url,
+                              iota_url=options.iota_url, service_url=options.service_url, host=options.host)
+    receiver = BrokerReceiver(host=options.host).start()
+    try:
+        if stack is not None:
+            progress("starting the stack", 0.0)
+            endpoints = stack.start()
+        assert endpoints is not None
+        return _run(options, devices, endpoints, receiver, progress)
+    finally:
+        receiver.stop()
+        if stack is not None:
+            stack.stop()
+
+
+def _run(options: E2EOptions, devices: int, endpoints: Endpoints, receiver: BrokerReceiver,
+         progress: Progress) -> dict[str, Any]:
+    fleet = Fleet(devices, per_gateway=options.per_gateway)
+    tenant = Tenant()
+    progress("provisioning", 0.05)
+    provision_agent(endpoints.iota_url, tenant, fleet)
+    step = max(1, devices // max(1, options.probes))
+    probe_indexes = list(range(0, devices, step))[: options.probes]
+    probe_ids = [fleet.entity_id(i) for i in probe_indexes]
+    subscribe(endpoints.ngsi_url, tenant, ql_url=endpoints.ql_url, service_url=endpoints.service_url,
+              receiver_url=receiver.url, receiver_ids=None if options.receiver == "all" else probe_ids)
+    wait_agent_mqtt(endpoints.iota_url)
+    counters = _Counters(endpoints)
+    counters.snapshot()
+    sent_live: list[Sent] = []
+
+    def read_hops() -> dict[str, float | None]:
+        values = counters.delta()
+        values["sent"] = float(sent_live[0].count) if sent_live else 0.0
+        values["broker"] = float(receiver.count()) if options.receiver == "all" else None
+        return values
+
+    timeline = Timeline(read_hops)
+    started_ms = int(time.time() * 1000)
+    poller = ProbePoller(endpoints.ql_url, tenant.headers, ENTITY_TYPE, QL_ATTR, probe_ids, started_ms).start()
+    sampler = ResourceSampler({name: pid for name, pid in endpoints.pids.items()}).start()
+    timeline.start()
+    publisher = mqtt_publisher(options.mqtt_url)
+    total_time = options.duration + 10.0
+
+    def on_tick(sent: Sent) -> None:
+        if not sent_live:
+            sent_live.append(sent)
+        progress("publishing", 0.1 + 0.8 * (time.time() - sent.started) / total_time)
+
+    try:
+        sent = run_workload(publisher, fleet, tenant.apikey, rate=options.rate, duration=options.duration,
+                            on_tick=on_tick)
+    finally:
+        publisher.close()
+    if not sent_live:
+        sent_live.append(sent)
+    progress("draining", 0.1 + 0.8 * options.duration / total_time)
+    ql_session = requests.Session()
+    ours = {fleet.entity_id(i) for i in range(devices)}
+
+    def ql_total() -> int:
+        counts = timeseries_counts(endpoints.ql_url, tenant.headers, ENTITY_TYPE, QL_ATTR, ql_session)
+        return sum(v for k, v in counts.items() if k in ours)
+
+    last_change, last_state = time.time(), None
+    ql_count = 0
+    ql_complete_at: float | None = None
+    while True:
+        delta = counters.delta()
+        ql_count = ql_total()
+        if ql_complete_at is None and ql_count >= sent.count:
+            ql_complete_at = time.time()
+        broker_now = receiver.count() if options.receiver == "all" else None
+        state = (delta.get("agent_forwarded"), broker_now, ql_count, delta.get("service"))
+        if state != last_state:
+            last_state, last_change = state, time.time()
+        complete = all(v is None or v >= sent.count for v in state)
+        if complete or time.time() - last_change > options.settle_timeout:
+            break
+        time.sleep(0.5)
+    drained_at = time.time()
+    time.sleep(0.3)
+    timeline.sample()
+    timeline.stop()
+    poller.stop()
+    sampler.stop()
+    progress("counting", 0.95)
+    delta = counters.delta()
+    stale, in_broker_entities = _broker_stale(endpoints.ngsi_url, tenant, fleet, sent)
+    counts: dict[str, int | None] = {
+        "sent": sent.count,
+        "agent_decoded": _int(delta.get("agent_decoded")),
+        "agent_forwarded": _int(delta.get("agent_forwarded")),
+        "broker": receiver.count() if options.receiver == "all" else _int(delta.get("agent_forwarded")),
+        "timeseries": ql_count,
+        "service": _int(delta.get("service")),
+    }
+    hops = []
+    for hop in HOPS:
+        count = counts[hop]
+        curve = timeline.curve("agent_forwarded" if hop == "broker" and options.receiver != "all" else hop)
+        done = next((t for t, v in curve if count is not None and v >= count), None)
+        if hop == "timeseries":
+            done = ql_complete_at
+        hops.append({"hop": hop, "label": HOP_LABELS[hop] if hop != "broker" or options.receiver == "all"
+                     else "broker (accepted, 2xx)", "count": count, "lost": None if count is None else max(0, sent.count - count),
+                     "extra": None if count is None else max(0, count - sent.count),
+                     "complete_after_s": None if done is None else round(done - sent.started, 2)})
+    # the agent's decoded counter also counts other gateways' traffic on a shared MQTT broker (other
+    # tenants' apikeys, rejected later): informative, not a hop of this workload's loss
+    measured = [c for hop, c in counts.items() if c is not None and hop != "agent_decoded"]
+    lost = max(0, sent.count - min(measured))
+    broker_latency = [arrival - emitted / 1000 for (_, emitted), arrival in dict(receiver.seen).items()]
+    broker_method = ("every reading: the broker's notification to a local receiver (emission time = TimeInstant)"
+                     if options.receiver == "all" else f"{len(probe_ids)} probe meters: the broker's "
+                     "notification to a local receiver")
+    service_curve = timeline.curve("service")
+    service_latency = curve_latencies(sent.times_ms, service_curve)
+    usage = sampler.usage()
+    stack_cpu = sum(u.cpu_percent for u in usage)
+    cores = os.cpu_count() or 1
+    completions = [h["complete_after_s"] for h in hops if h["complete_after_s"] is not None]
+    span = max(max(completions) if len(completions) == len(hops) else drained_at - sent.started, 1e-9)
+    publish_span = max(sent.ended - sent.started, 1e-9)
+    return {
+        "readings_per_s": round(min(measured) / span, 1),
+        "publish_rate_per_s": round(sent.count / publish_span, 1),
+        "sent": sent.count,
+        "lost": lost,
+        "loss_ok": lost == 0 and stale == 0,
+        "hops": hops,
+        "broker_meters_stale": stale,
+        "broker_entities": in_broker_entities,
+        "duplicates_notified": receiver.duplicates,
+        "agent_dead_lettered": _int(delta.get("agent_dead_lettered")),
+        "agent_retried": _int(delta.get("agent_retried")),
+        "service_rejected": _int(delta.get("service_rejected")),
+        "latency": {
+            "broker": {**summary_ms(broker_latency), "method": broker_method},
+            "timeseries": {**summary_ms(poller.latencies()), "method": f"{len(probe_ids)} probe meters' rows "
+                           "polled from the time series every 0.1 s (± 0.05 s)", "poll_errors": poller.errors},
+            "service": {**summary_ms(service_latency), "method": "service counter vs emission order, sampled "
+                        "every 0.2 s (FIFO estimate, ± 0.1 s)"},
+        },
+        "resources": {
+            "processes": [u.__dict__ for u in usage],
+            "stack_cpu_percent": round(stack_cpu, 1),
+            "stack_share_of_machine_percent": round(stack_cpu / cores, 1),
+            "machine_busy_percent": sampler.machine_percent(),
+            "cpu_timeline": sampler.samples,
+        },
+        "timeline": [{"t": round(t - sent.started, 3), **v} for t, v in timeline.points],
+        "latency_samples_ms": {
+            "broker": _sample_ms(broker_latency), "timeseries": _sample_ms(poller.latencies()),
+            "service": _sample_ms(service_latency)},
+        "conditions": {
+            "duration_s": options.duration, "target_rate_per_s": options.rate, "meters": devices,
+            "gateways": fleet.gateways, "meters_per_gateway": options.per_gateway,
+            "reading_interval_s": round(devices / options.rate, 2) if options.rate else None,
+            "mqtt_messages": sent.messages, "mqtt": options.mqtt_url, "qos": 1,
+            "payload": "Connode E350 gateway documents (JSON) over MQTT",
+            "broker_counted_by": "a local receiver subscribed to every meter (a third subscription)"
+            if options.receiver == "all" else "the agent's 2xx count (receiver on probe meters only)",
+            "broker": "given: " + endpoints.ngsi_url if not endpoints.embedded.get("broker")
+            else "embedded flexmeter broker (--notify-batch 100)",
+            "timeseries": "given: " + endpoints.ql_url if not endpoints.embedded.get("timeseries")
+            else "embedded flexmeter timeseries (SQLite)",
+            "agent": "given: " + endpoints.iota_url if not endpoints.embedded.get("agent")
+            else "embedded flexmeter agent connode",
+            "service": "given: " + endpoints.service_url if not endpoints.embedded.get("service")
+            else "embedded flexmeter service",
+            "cpus": cores, "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+            "shared_machine": "other engineers' tests may run on the same cores",
+        },
+    }
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _sample_ms(latencies: list[float], limit: int = 5000) -> list[float]:
+    """An evenly thinned copy for the report's plots (the percentiles use every value)."""
+    if not latencies:
+        return []
+    step = max(1, len(latencies) // limit)
+    return [round(v * 1000, 1) for v in sorted(latencies)[::step]]
