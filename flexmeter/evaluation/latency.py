@@ -48,7 +48,9 @@ def curve_latencies(emitted_ms: Sequence[int], curve: Sequence[tuple[float, floa
         reached = min(int(count), len(emitted_ms))
         if reached > previous_count:
             arrival = t if previous_t is None else (t + previous_t) / 2
-            out.extend(arrival - emitted_ms[k] / 1000 for k in range(previous_count, reached))
+            # the midpoint can fall before a reading's emission when the latency is below the sampling
+            # interval: such a reading arrived within the interval, counted as 0
+            out.extend(max(0.0, arrival - emitted_ms[k] / 1000) for k in range(previous_count, reached))
             previous_count = reached
         previous_t = t
     return out

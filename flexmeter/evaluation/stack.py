@@ -13,8 +13,8 @@ import queue
 import shutil
 import subprocess
 import sys
-import threading
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO

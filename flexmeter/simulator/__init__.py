@@ -1,1 +1,1 @@
-"""simulator"""
+"""The Turin and Malmö pilots as meters that emit real protocol frames (``flexmeter simulate``, docs/simulator.md)."""
