@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     timeseries_port: int = Field(8668, description="Embedded time-series port (QuantumLeap's).")
     iota_north_port: int = Field(4041, description="IoT Agent north (provisioning) API port.")
     iota_south_port: int = Field(7896, description="IoT Agent south HTTP port (iotagent-json's).")
+    iota_coap_port: int = Field(5683, description="IoT Agent south CoAP (UDP) port.")
     service_port: int = Field(5050, description="Business-logic service port.")
 
     ngsi_url: str = Field("http://127.0.0.1:1026", description="NGSI-v2 context broker (embedded or Orion).")

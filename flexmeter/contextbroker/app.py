@@ -10,12 +10,12 @@ from __future__ import annotations
 import collections
 import logging
 import platform
+import random
 import re
 import sqlite3
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
@@ -138,7 +138,7 @@ class Broker:
         def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
             correlator = environ.get("HTTP_FIWARE_CORRELATOR")
             if not correlator:
-                correlator = environ["HTTP_FIWARE_CORRELATOR"] = str(uuid.uuid4())
+                correlator = environ["HTTP_FIWARE_CORRELATOR"] = new_correlator()
             method = environ.get("REQUEST_METHOD", "GET")
             seen: list[str] = []
 
@@ -258,6 +258,16 @@ class Broker:
     @staticmethod
     def _health() -> Response:
         return json_response({"status": "ok"})
+
+
+def new_correlator() -> str:
+    """A random (version 4) UUID as text, as Orion's correlators; cheaper than ``str(uuid.uuid4())``."""
+    h = f"{random.getrandbits(128) & _UUID4_MASK | _UUID4_BITS:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_UUID4_MASK = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID4_BITS = (0x4000 << 64) | (0x8000 << 48)
 
 
 def _precheck(environ: dict[str, Any], method: str) -> OrionError | None:

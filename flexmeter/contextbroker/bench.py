@@ -27,41 +27,66 @@ from urllib.parse import urlsplit
 
 import requests
 
-from flexmeter.serving import BackgroundServer
-
 BATCH = 100
 ENTITIES = 1000
 ENTITY_TYPE = "BenchMeter"
 _READY = re.compile(r"ready on (http://\S+)")
 
 
+def _start_process(args: list[str]) -> tuple[subprocess.Popen[str], str]:
+    """Start ``python -m flexmeter...`` style ``args``; (process, URL from its ready line)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FLEXMETER_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while True:
+        line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        if line is None:
+            raise RuntimeError(f"{args[2:4]} exited before it was ready")
+        match = _READY.search(line)
+        if match:
+            return proc, match.group(1)
+
+
+def _stop_process(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 class _Receiver:
-    """A bare WSGI notification sink: counts notifications and entities, and measures latency."""
+    """The notification sink, its own process (:mod:`bench_receiver`): counts and measures latency."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.notifications = 0
-        self.entities = 0
-        self.latencies: list[float] | None = None
-        self.server = BackgroundServer(self._app, threads=4)
-        self.url = self.server.url
+    def __init__(self, server: str = "asyncio") -> None:
+        self.proc, self.url = _start_process(
+            [sys.executable, "-m", "flexmeter.contextbroker.bench_receiver", server])
+        self._control = _Client(self.url)
 
-    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        now = time.time()
-        data = json.loads(body).get("data", []) if body else []
-        with self.lock:
-            self.notifications += 1
-            self.entities += len(data)
-            if self.latencies is not None:
-                self.latencies.extend(now - e["ts"] for e in data if isinstance(e, dict) and "ts" in e)
-        start_response("204 No Content", [])
-        return [b""]
+    def _call(self, method: str, path: str) -> Any:
+        status, body = self._control.call(method, path, None)
+        if status != 200:
+            raise RuntimeError(f"receiver answered {status} on {path}")
+        return json.loads(body)
 
     def counts(self) -> tuple[int, int]:
-        with self.lock:
-            return self.notifications, self.entities
+        stats = self._call("GET", "/_stats")
+        return int(stats["notifications"]), int(stats["entities"])
+
+    def start_latencies(self) -> None:
+        self._call("POST", "/_latency/start")
+
+    def take_latencies(self) -> list[float]:
+        return [float(v) for v in self._call("POST", "/_latency/take")]
 
     def wait_entities(self, target: int, timeout: float) -> int:
         deadline = time.monotonic() + timeout
@@ -69,8 +94,12 @@ class _Receiver:
             got = self.counts()[1]
             if got >= target:
                 return got
-            time.sleep(0.02)
+            time.sleep(0.05)
         return self.counts()[1]
+
+    def stop(self) -> None:
+        self._control.close()
+        _stop_process(self.proc)
 
 
 class _Broker:
@@ -78,27 +107,7 @@ class _Broker:
         args = [sys.executable, "-m", "flexmeter", "broker", "--port", "0", "--db", str(db)]
         if notify_batch:
             args += ["--notify-batch", str(notify_batch)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "FLEXMETER_LOG_LEVEL": "WARNING"}
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     env=env)
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def pump() -> None:
-            assert self.proc.stdout is not None
-            for line in self.proc.stdout:
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=pump, daemon=True).start()
-        self.url = ""
-        deadline = time.monotonic() + 30
-        while not self.url:
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            if line is None:
-                raise RuntimeError("the broker exited before it was ready")
-            match = _READY.search(line)
-            if match:
-                self.url = match.group(1)
+        self.proc, self.url = _start_process(args)
 
     def metrics(self) -> dict[str, float]:
         text = requests.get(self.url + "/metrics", timeout=10).text
@@ -110,11 +119,7 @@ class _Broker:
         return out
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        _stop_process(self.proc)
 
 
 def _entities(start: int, count: int, ts: float | None = None) -> list[dict[str, Any]]:
@@ -136,8 +141,11 @@ class _Client:
         self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=120)
 
     def call(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
-        data = json.dumps(body).encode()
-        self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        if body is None:
+            self.conn.request(method, path)
+        else:
+            data = json.dumps(body).encode()
+            self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
         response = self.conn.getresponse()
         return response.status, response.read()
 
@@ -198,11 +206,11 @@ def _percentile(values: list[float], pct: float) -> float:
 
 
 def run_bench(duration: float = 3.0, *, client_threads: int = 4, notify_batch: int = 100,
+              receiver_server: str = "asyncio",
               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """All figures, as a JSON-ready dict."""
     say = progress or (lambda text: None)
-    receiver = _Receiver()
-    receiver.server.start()
+    receiver = _Receiver(receiver_server)
     figures: dict[str, Any] = {}
     conditions = {
         "cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
@@ -210,7 +218,11 @@ def run_bench(duration: float = 3.0, *, client_threads: int = 4, notify_batch: i
         "load_average_1m_at_start": round(os.getloadavg()[0], 2),
         "client_threads": client_threads,
         "notify_workers": int(os.environ.get("FLEXMETER_NOTIFY_WORKERS", "4")),
-        "note": "client, broker and receiver run on the same machine; the broker is a separate process",
+        "notify_pipeline": int(os.environ.get("FLEXMETER_NOTIFY_PIPELINE", "0") or 0) or "default",
+        "receiver": f"{receiver_server} (own process; counts notifications, parses each body with orjson,"
+                    " answers 204)",
+        "note": "client (one process, its threads), broker and receiver are three processes on the same"
+                " machine, shared with other work (see the load average)",
     }
     try:
         with tempfile.TemporaryDirectory(prefix="flexmeter-bench-") as tmp:
@@ -275,7 +287,8 @@ def run_bench(duration: float = 3.0, *, client_threads: int = 4, notify_batch: i
             finally:
                 broker.stop()
     finally:
-        receiver.server.stop()
+        receiver.stop()
+    conditions["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     return {"benchmark": "broker", "conditions": conditions, "figures": figures}
 
 
@@ -326,9 +339,7 @@ def _measure_notified(broker: _Broker, receiver: _Receiver, duration: float, thr
 def _latency(broker: _Broker, receiver: _Receiver, duration: float, rate: int = 1000,
              per_request: int = 20, suffix: str = "") -> dict[str, Any]:
     """Paced ``rate`` entity updates/s (batches of ``per_request`` every ``per_request/rate`` s)."""
-    receiver.wait_entities(0, 0)
-    with receiver.lock:
-        receiver.latencies = []
+    receiver.start_latencies()
     _, before_e = receiver.counts()
     client = _Client(broker.url)
     interval = per_request / rate
@@ -349,9 +360,7 @@ def _latency(broker: _Broker, receiver: _Receiver, duration: float, rate: int = 
     achieved = sent / (time.monotonic() - start)
     client.close()
     receiver.wait_entities(before_e + sent, 30)
-    with receiver.lock:
-        lat = receiver.latencies or []
-        receiver.latencies = None
+    lat = receiver.take_latencies()
     return {
         f"paced_rate{suffix}": {"value": round(achieved, 1),
                                 "unit": f"entity updates/s (target {rate}, {per_request} a request)"},

@@ -14,6 +14,8 @@ def bench_broker_command(
     client_threads: int = typer.Option(4, "--client-threads", help="Concurrent client threads."),
     notify_batch: int = typer.Option(100, "--notify-batch",
                                      help="Entities per notification in the batched runs."),
+    receiver: str = typer.Option("asyncio", "--receiver",
+                                 help="Notification receiver: asyncio (fast, default) or waitress."),
 ) -> None:
     """Update and notification throughput and latency of the embedded broker (its own process)."""
     from flexmeter.contextbroker.bench import format_text, run_bench
@@ -21,7 +23,8 @@ def bench_broker_command(
     def progress(text: str) -> None:
         print(f"... {text}", file=sys.stderr, flush=True)
 
-    result = run_bench(duration, client_threads=client_threads, notify_batch=notify_batch, progress=progress)
+    result = run_bench(duration, client_threads=client_threads, notify_batch=notify_batch,
+                       receiver_server=receiver, progress=progress)
     if json_output:
         print(json.dumps(result))
     else:

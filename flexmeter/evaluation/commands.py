@@ -27,8 +27,9 @@ def bench_e2e_command(
     service_url: str = typer.Option(None, help="Use this business service instead of starting one."),
     mqtt_url: str = typer.Option(None, help="MQTT broker the meters publish to (FLEXMETER_MQTT_URL)."),
     settle_timeout: float = typer.Option(60.0, help="Seconds without progress before counting what is missing."),
-    receiver: str = typer.Option("all", help="'all': count the broker hop reading by reading through a local "
-                                 "subscriber; 'probes': subscribe it to the probe meters only (less broker load)."),
+    receiver: str = typer.Option("probes", help="'probes': a local subscriber on 20 probe meters times their "
+                                 "arrival in the broker; 'all': on every meter, counting the broker hop reading "
+                                 "by reading (a third subscription: more load on the broker)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Meters -> MQTT -> agent -> broker -> time series and service: counts per hop, loss, latency, CPU."""

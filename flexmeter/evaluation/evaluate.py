@@ -84,7 +84,7 @@ def run_evaluation(options: EvaluateOptions) -> list[Path]:
 
             try:
                 workload = run_e2e(E2EOptions(duration=options.duration, rate=options.rate,
-                                              mqtt_url=options.mqtt_url, host=options.host),
+                                              mqtt_url=options.mqtt_url, host=options.host, receiver="all"),
                                    progress=on_workload, endpoints=endpoints)
             except (EvaluationError, TimeoutError, OSError) as exc:
                 failures.append(f"The pilot workload failed: {exc}")

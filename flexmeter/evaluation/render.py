@@ -23,13 +23,13 @@ def e2e_table(result: dict[str, Any]) -> str:
     lines.append(f"end to end: {_fmt(result['readings_per_s'])} readings/s through every hop "
                  f"(published at {_fmt(result['publish_rate_per_s'])}/s); {verdict}")
     lines.append("")
-    lines.append(f"{'hop':<28}{'count':>12}{'lost':>10}{'extra':>8}{'complete after':>16}")
+    lines.append(f"{'hop':<38}{'count':>10}{'lost':>8}{'extra':>8}{'complete after':>16}{'readings/s':>12}")
     for hop in result["hops"]:
         done = hop["complete_after_s"]
-        lines.append(f"{hop.get('label') or HOP_LABELS.get(hop['hop'], hop['hop']):<28}{_fmt(hop['count']):>12}"
-                     f"{_fmt(hop['lost']):>10}{_fmt(hop.get('extra')):>8}"
-                     f"{'' if done is None else f'{done:.1f} s':>16}")
-    lines.append(f"{'broker: meters not at last value':<28}{_fmt(result['broker_meters_stale']):>12}")
+        lines.append(f"{hop.get('label') or HOP_LABELS.get(hop['hop'], hop['hop']):<38}{_fmt(hop['count']):>10}"
+                     f"{_fmt(hop['lost']):>8}{_fmt(hop.get('extra')):>8}"
+                     f"{'' if done is None else f'{done:.1f} s':>16}{_fmt(hop.get('rate_per_s')):>12}")
+    lines.append(f"{'broker: meters not at their last value':<38}{_fmt(result['broker_meters_stale']):>10}")
     lines.append("(extra: redelivered at least once by MQTT QoS 1, deduplicated further on)")
     lines.append("")
     lines.append(f"{'latency from emission':<28}{'p50':>10}{'p95':>10}{'p99':>10}{'max':>10}{'samples':>10}")

@@ -57,9 +57,9 @@ def tables(data: ReportData) -> dict[str, list[list[str]]]:
                              ["readings/s through every hop", _v(w["readings_per_s"])],
                              ["published readings/s", _v(w["publish_rate_per_s"])],
                              ["readings sent", _v(w["sent"])]]
-        out["hops"] = [["hop", "count", "lost", "extra (redelivered)", "complete after"]] + [
+        out["hops"] = [["hop", "count", "lost", "extra (redelivered)", "complete after", "readings/s"]] + [
             [h.get("label") or HOP_LABELS.get(h["hop"], h["hop"]), _v(h["count"]), _v(h["lost"]), _v(h.get("extra")),
-             _v(h["complete_after_s"], "s")] for h in w["hops"]]
+             _v(h["complete_after_s"], "s"), _v(h.get("rate_per_s"))] for h in w["hops"]]
         out["loss"] = [["check", "value"], ["readings lost (sent - fewest at any hop)", _v(w["lost"])],
                        ["meters whose last value is not in the broker", _v(w["broker_meters_stale"])],
                        ["agent dead letters", _v(w["agent_dead_lettered"])],

@@ -18,6 +18,7 @@ def agent_command(
     ngsi_url: str = typer.Option(None, help="NGSI-v2 context broker (FLEXMETER_NGSI_URL)."),
     mqtt_url: str = typer.Option(None, help="MQTT broker for south traffic and commands; 'none' disables."),
     amqp_url: str = typer.Option(None, help="AMQP broker; 'none' disables."),
+    coap_port: str = typer.Option(None, help="South CoAP (UDP) port; 0 = a free port; 'none' disables. Default 5683."),
     data_dir: Path = typer.Option(None, help="Registry, outbox, dead letters (default: DATA_DIR/agent)."),
     token: str = typer.Option(None, help="Bearer token required on the north API (FLEXMETER_TOKEN)."),
     command_timeout: float = typer.Option(30.0, help="Seconds before a command with no reply is ERROR."),
@@ -25,7 +26,7 @@ def agent_command(
     public_url: str = typer.Option(None, help="The north URL the broker notifies (default http://HOST:PORT)."),
     durable: bool = typer.Option(False, help="fsync the outbox on every commit (survive power loss)."),
 ) -> None:
-    """Run the IoT Agent: north API (iotagent-node-lib compatible), south MQTT/HTTP/AMQP, durable outbox."""
+    """Run the IoT Agent: north API (iotagent-node-lib compatible), south MQTT/HTTP/AMQP/CoAP, durable outbox."""
     from flexmeter.iot_agents.core.agent import AgentConfig, run_agent
     from flexmeter.iot_agents.core.family import UnknownFamilyError, available_families, load_family
 
@@ -42,6 +43,16 @@ def agent_command(
         value = value if value is not None else default
         return None if value.lower() in ("", "none", "off") else value
 
+    # The default CoAP port is optional (taken: a warning, no CoAP); a port asked for must be had.
+    coap_optional = coap_port is None and "iota_coap_port" not in settings.model_fields_set
+    coap: int | None = settings.iota_coap_port
+    if coap_port is not None:
+        try:
+            coap = None if coap_port.lower() in ("", "none", "off") else int(coap_port)
+        except ValueError as exc:
+            typer.echo(f"agent: --coap-port must be a port number or 'none', not {coap_port!r}", err=True)
+            raise typer.Exit(2) from exc
+
     config = AgentConfig(
         families=chosen,
         ngsi_url=ngsi_url or settings.ngsi_url,
@@ -51,6 +62,8 @@ def agent_command(
         south_port=settings.iota_south_port if south_port is None else south_port,
         mqtt_url=url(mqtt_url, settings.mqtt_url),
         amqp_url=url(amqp_url, settings.amqp_url),
+        coap_port=coap,
+        coap_optional=coap_optional,
         token=token or settings.token,
         ngsi_token=settings.token,
         command_timeout=command_timeout,
@@ -58,7 +71,13 @@ def agent_command(
         public_url=public_url,
         durable=durable,
     )
-    run_agent(config)
+    from flexmeter.iot_agents.core.coap import CoapPortInUse
+
+    try:
+        run_agent(config)
+    except CoapPortInUse as exc:
+        typer.echo(f"agent: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def bench_agent_command(

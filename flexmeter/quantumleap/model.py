@@ -8,7 +8,7 @@ from typing import Any
 AGGR_METHODS = ("count", "sum", "avg", "min", "max")
 
 
-@dataclass
+@dataclass(slots=True)
 class EntityRow:
     """One notified entity: becomes one row of its type's table."""
 

@@ -72,6 +72,8 @@ def simulate_command(
     amqp_url: str = typer.Option(None, "--amqp-url", help="AMQP broker (Midori)."),
     south_url: str = typer.Option(None, "--south-url", help="IoT Agent south HTTP (ENNOVA hub)."),
     midori_queue: str = typer.Option(None, "--midori-queue", help="Midori queue (FLEXMETER_MIDORI_QUEUE)."),
+    midori_batch: int = typer.Option(1, "--midori-batch", help="1 Hz samples per Midori message (1: a message "
+                                     "a second per sensor; more: fewer AMQP confirms at high --speed)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Build every frame, send nothing (counts only)."),
     progress: float = typer.Option(5.0, "--progress", help="Seconds between progress lines on stderr (0: none)."),
     json_output: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
@@ -106,7 +108,7 @@ def simulate_command(
         print(f"simulate: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
     t0 = parse_start(start)
-    sim = Simulation(fleet, seed, t0, duration, midori_queue=queue)
+    sim = Simulation(fleet, seed, t0, duration, midori_queue=queue, midori_batch=midori_batch)
     runner = Runner(sim, emitters, speed=speed, duration=duration, progress_every=progress)
     counts = ", ".join(f"{n} {role}" for role, n in sorted(fleet.counts().items()))
     began = datetime.fromtimestamp(t0, UTC)

@@ -112,12 +112,15 @@ class Simulation:
     """The pilots' meters from ``start`` on (epoch seconds, UTC)."""
 
     def __init__(self, fleet: Fleet, seed: int, start: int, duration: int | None = None,
-                 schedule: list[Injection] | None = None, midori_queue: str = MIDORI_QUEUE) -> None:
+                 schedule: list[Injection] | None = None, midori_queue: str = MIDORI_QUEUE,
+                 midori_batch: int = 1) -> None:
         self.fleet, self.seed, self.start = fleet, seed, int(start)
         self.duration = duration if duration is not None else 3600
         self.schedule = schedule if schedule is not None else default_schedule(fleet, seed, self.start,
                                                                                 self.duration)
         self.midori_queue = midori_queue
+        self.midori_batch = max(1, midori_batch)
+        self._midori_samples: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.truth = GroundTruth(seed, self.start, fleet, self.schedule)
         self.now = self.start - 1
         self.zones = {pilot: ZoneInfo(tz) for pilot, tz in fleet.timezones.items()}
@@ -215,7 +218,9 @@ class Simulation:
                     connode[(meter.apikey, meter.gateway)].append(message)
                     meta[(meter.apikey, meter.gateway)] = meter
             elif role == "nialm":
-                out.append(self._nialm(meter, t))
+                sent = self._nialm(meter, t)
+                if sent is not None:
+                    out.append(sent)
             elif role == "ennova":
                 out.append(self._ennova(meter, t))
         for outage in self._outages:  # last gasps: the E350 modules' goodbye at the outage's first second
@@ -434,7 +439,8 @@ class Simulation:
                                   key=meter.keys["aes"])
 
     # -- NIALM and ENNOVA --------------------------------------------------------------------------------
-    def _nialm(self, meter: SimMeter, t: int) -> Emission:
+    def _nialm(self, meter: SimMeter, t: int) -> Emission | None:
+        """This second's sample; a message once ``midori_batch`` samples are buffered (1: every second)."""
         offset = self.offset(meter.pilot, t)
         p, q = physics.NIALM_BASE_W, physics.NIALM_BASE_VAR
         for appliance in APPLIANCES:
@@ -452,10 +458,15 @@ class Simulation:
         current = (p * p + q * q) ** 0.5 / (volts / 10)
         sample = {"ts": frames.iso(t), "voltage": frames.number(volts, 1), "current": round(current, 2),
                   "activePower": p, "reactivePower": q}
+        samples = self._midori_samples[meter.id]
+        samples.append(sample)
+        if len(samples) < self.midori_batch:
+            return None
+        self._midori_samples[meter.id] = []
         self._seq[meter.id] += 1
         return Emission("amqp", "midori", self.midori_queue,
-                        frames.midori_message(meter.device_id, meter.apikey, self._seq[meter.id], [sample]), 1, t,
-                        service=meter.service, service_path=meter.service_path)
+                        frames.midori_message(meter.device_id, meter.apikey, self._seq[meter.id], samples),
+                        len(samples), t, service=meter.service, service_path=meter.service_path)
 
     def _ennova(self, meter: SimMeter, t: int) -> Emission:
         samples = []

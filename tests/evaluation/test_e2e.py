@@ -17,7 +17,7 @@ def test_bench_e2e_counts_every_reading_at_every_hop(mqtt_url: str) -> None:
     require_service("mosquitto", *host_port(mqtt_url))
     proc = subprocess.run(
         [sys.executable, "-m", "flexmeter", "bench", "e2e", "--json", "--duration", "3", "--rate", "150",
-         "--mqtt-url", mqtt_url, "--settle-timeout", "30"],
+         "--mqtt-url", mqtt_url, "--settle-timeout", "30", "--receiver", "all"],
         capture_output=True, text=True, timeout=180, env={**os.environ, "FLEXMETER_LOG_LEVEL": "WARNING"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)  # one JSON object, nothing else on stdout

@@ -48,13 +48,18 @@ def _metric(text: str, name: str) -> dict[str, float]:
 
 
 def test_simulated_pilots_reach_the_broker_through_the_agents(broker_process: FlexmeterProcess, tmp_path: Path,
-                                                              mqtt_url: str, amqp_url: str) -> None:
+                                                              amqp_url: str) -> None:
+    # an MQTT broker of our own: the agent subscribes to every apikey's topics, and other tests' meters on
+    # the shared Mosquitto would be counted (or dead-lettered) here; no json family, so the shared RabbitMQ's
+    # iotagent-json traffic is not bound to this agent's queue either
+    mqtt = FlexmeterProcess(["mqtt-broker", "--port", str(free_port())]).start()
+    mqtt_url = mqtt.url
     tag = uuid.uuid4().hex[:6]
     queue = f"sim-e2e-midori-{tag}"
     inventories = [_write_tagged_inventory(tmp_path, pilot, tag) for pilot in ("turin", "malmo")]
     south = free_port()
     agent = FlexmeterProcess(
-        ["agent", "--north-port", "0", "--south-port", str(south), "--ngsi-url", broker_process.url,
+        ["agent", "mbus", "dlms", "connode", "midori", "ennova", "--north-port", "0", "--south-port", str(south), "--ngsi-url", broker_process.url,
          "--mqtt-url", mqtt_url, "--amqp-url", amqp_url, "--data-dir", str(tmp_path / "agent"), "--linger", "0.01"],
         env={"FLEXMETER_MIDORI_QUEUE": queue}).start()
     try:
@@ -96,13 +101,14 @@ def test_simulated_pilots_reach_the_broker_through_the_agents(broker_process: Fl
         fleet = load_fleet(inventories[0])
         fleet.extend(load_fleet(inventories[1]))
         for service in {m.service for m in fleet.meters}:
-            entities = requests.get(f"{broker_process.url}/v2/entities", params={"limit": 1000, "attrs": "id"},
+            entities = requests.get(f"{broker_process.url}/v2/entities", params={"limit": "1000", "attrs": "id"},
                                     headers={"Fiware-Service": service}, timeout=10).json()
             ids = {e["id"] for e in entities}
             for meter in (m for m in fleet.meters if m.service == service):
                 assert any(i.endswith(":" + meter.id) or i.endswith(":" + meter.device_id) for i in ids), meter.id
     finally:
         agent.stop()
+        mqtt.stop()
         connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
         connection.channel().queue_delete(queue)
         connection.close()

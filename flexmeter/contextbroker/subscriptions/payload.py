@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import orjson
+
 from flexmeter.contextbroker.model import EntityChange, StoredEntity, StoredMetadata
 from flexmeter.contextbroker.render import render_entity
 
@@ -194,7 +196,10 @@ def _service_path(changes: list[EntityChange]) -> str:
 
 
 def _dumps(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        return orjson.dumps(body)  # several times faster; same JSON for what the broker stores
+    except (orjson.JSONEncodeError, TypeError):  # integers beyond 64 bits: the stdlib encoder
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _key_values(change: EntityChange, notification: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,13 +33,32 @@ class Request:
 
     def encode(self, host_header: str) -> bytes:
         body = self.body or b""
-        target = _clean(self.target).replace(" ", "%20")
-        lines = [f"{self.method} {target} HTTP/1.1", f"Host: {host_header}"]
-        for name, value in self.headers.items():
+        return _head(self.method, self.target, host_header, tuple(self.headers.items())) \
+            + str(len(body)).encode() + b"\r\n\r\n" + body
+
+
+_HEAD_CACHE: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], bytes] = {}
+_HEAD_CACHE_MAX = 512
+
+
+def _head(method: str, target: str, host_header: str, headers: tuple[tuple[str, str], ...]) -> bytes:
+    """The request line and headers up to ``Content-Length: `` (its value and the body follow).
+
+    Cached: the notifications of one update share their headers (same correlator), so building the
+    head once per update instead of once per notification saves most of the encoding work.
+    """
+    key = (method, target, host_header, headers)
+    head = _HEAD_CACHE.get(key)
+    if head is None:
+        lines = [f"{method} {_clean(target).replace(' ', '%20')} HTTP/1.1", f"Host: {host_header}"]
+        for name, value in headers:
             if name.lower() not in ("host", "content-length", "connection", "transfer-encoding"):
                 lines.append(f"{_clean(name).replace(':', '')}: {_clean(value)}")
-        lines.append(f"Content-Length: {len(body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body
+        head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("utf-8")
+        if len(_HEAD_CACHE) >= _HEAD_CACHE_MAX:
+            _HEAD_CACHE.clear()
+        _HEAD_CACHE[key] = head
+    return head
 
 
 def _clean(text: str) -> str:

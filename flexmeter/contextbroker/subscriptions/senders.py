@@ -46,6 +46,7 @@ class HttpSender:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._conns: dict[tuple[str, int, float], PipelinedConnection] = {}
+        self._urls: dict[str, tuple[str, int, str] | None] = {}
         self.session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=16, max_retries=0)
         self.session.mount("https://", adapter)
@@ -59,10 +60,10 @@ class HttpSender:
         outcomes: list[Outcome | None] = [None] * len(messages)
         groups: dict[tuple[str, int, float], list[tuple[int, Request]]] = {}
         for index, message in enumerate(messages):
-            parts = urlsplit(message.url)
-            if parts.scheme == "http" and parts.hostname:
-                target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-                key = (parts.hostname, parts.port or 80, message.timeout or self.timeout)
+            plain = self._plain_http(message.url)
+            if plain is not None:
+                host, port, target = plain
+                key = (host, port, message.timeout or self.timeout)
                 groups.setdefault(key, []).append(
                     (index, Request(message.method, target, message.headers, message.body)))
             else:
@@ -90,6 +91,25 @@ class HttpSender:
                         outcomes[index] = Outcome(failure="not sent: the receiver timed out on the previous one")
                     break
         return [o if o is not None else Outcome(failure="not sent") for o in outcomes]
+
+    def _plain_http(self, url: str) -> tuple[str, int, str] | None:
+        """(host, port, target) of an ``http://`` URL, None for anything else; cached per URL."""
+        try:
+            return self._urls[url]
+        except KeyError:
+            pass
+        try:
+            parts = urlsplit(url)
+            port = parts.port or 80
+        except ValueError:
+            return None  # requests reports the bad URL as the failure
+        result = None
+        if parts.scheme == "http" and parts.hostname:
+            result = (parts.hostname, port, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+        if len(self._urls) >= 1024:
+            self._urls.clear()
+        self._urls[url] = result
+        return result
 
     def _send_requests(self, message: HttpMessage) -> Outcome:
         try:

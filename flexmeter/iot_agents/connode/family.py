@@ -33,6 +33,7 @@ CONNODE_ROUTES: tuple[Route, ...] = (
     Route("mqtt", "connode/{apikey}/{device_id}/cmdexe", "cmdexe"),
     Route("amqp", "connode/{apikey}/{gateway}/up"),
     Route("http", "/connode/up", "measure", {"k": "apikey", "g": "gateway"}),
+    Route("coap", "connode/{apikey}/{gateway}/up"),  # POST coap://host/connode/<apikey>/<gateway>/up (6LoWPAN mesh)
 )
 
 

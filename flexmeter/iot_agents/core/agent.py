@@ -13,6 +13,7 @@ from pathlib import Path
 from flask import Flask
 
 from flexmeter.iot_agents.core.amqp import AmqpTransport
+from flexmeter.iot_agents.core.coap import CoapPortInUse, CoapTransport, claim_port
 from flexmeter.iot_agents.core.command_flow import CommandFlow
 from flexmeter.iot_agents.core.context import AgentContext
 from flexmeter.iot_agents.core.expressions import Expressions
@@ -42,6 +43,11 @@ class AgentConfig:
     south_port: int = 7896
     mqtt_url: str | None = "mqtt://127.0.0.1:1883"
     amqp_url: str | None = None
+    coap_port: int | None = None
+    """CoAP (UDP) south port; 0 = a free port; None = no CoAP server."""
+    coap_optional: bool = False
+    """When the CoAP port is taken, run without CoAP (a warning) instead of refusing to start: the CLI's
+    default port, so that a second agent on one machine still starts."""
     token: str | None = None
     ngsi_token: str | None = None
     command_timeout: float = 30.0
@@ -64,6 +70,14 @@ class Agent:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         if config.north_port == 0:
             config.north_port = _free_port(config.host)
+        if config.coap_port is not None:  # before anything starts: an explicit port in use is fatal
+            try:
+                config.coap_port = claim_port(config.host, config.coap_port)
+            except CoapPortInUse as exc:
+                if not config.coap_optional:
+                    raise
+                log.warning("%s: running without CoAP (--coap-port to choose another)", exc)
+                config.coap_port = None
         self.families: list[Family] = [load_family(name) for name in config.families] + config.extra_families
         if not self.families:
             raise ValueError("an agent needs at least one family")
@@ -81,6 +95,8 @@ class Agent:
                                   self.pipeline.submit) if config.mqtt_url else None
         self.amqp = AmqpTransport(config.amqp_url, f"flexmeter.iota.{identity}", self.routes,
                                   self.pipeline.submit) if config.amqp_url else None
+        self.coap = CoapTransport(config.host, config.coap_port, self.routes, self.pipeline.submit,
+                                  pending=self.pipeline.pending) if config.coap_port is not None else None
         by_protocol: dict[str, Family] = {}
         for family in self.families:
             for protocol in (*family.protocols(), family.name):
@@ -112,6 +128,7 @@ class Agent:
     def _status(self) -> dict[str, object]:
         return {"mqtt": None if self.mqtt is None else self.mqtt.connected.is_set(),
                 "amqp": None if self.amqp is None else self.amqp.connected.is_set(),
+                "coap": None if self.coap is None else self.coap.url,
                 "pipeline": self.pipeline.pending(), "inbox": self.outbox.inbox_depth(),
                 "backoff": self.forwarder.backoff}
 
@@ -143,6 +160,8 @@ class Agent:
         south_app = create_south_app(self.routes, self.pipeline.submit)
         self.south = BackgroundServer(south_app, host=self.config.host, port=self.config.south_port, threads=8)
         self.south.start()
+        if self.coap is not None:
+            self.coap.start()
         if self.mqtt is not None:
             self.mqtt.start()
         if self.amqp is not None:
@@ -155,6 +174,8 @@ class Agent:
                     max(0.0, deadline - time.monotonic())):
                 log.warning("%s not connected yet; continuing, it keeps retrying", type(transport).__name__)
         print(f"south on {self.south.url}", flush=True)
+        if self.coap is not None:
+            print(f"coap on {self.coap.url}", flush=True)
 
     def _start_families(self) -> None:
         """Each family's lifecycle hook, once the pipeline runs (a family that cannot start, e.g. a UDP
@@ -190,6 +211,8 @@ class Agent:
                     log.exception("stopping a transport")
         if self.south is not None:
             self.south.stop()
+        if self.coap is not None:
+            self.coap.stop()
         self.pipeline.stop()
         self.commands.stop()
         self.forwarder.stop()

@@ -2,7 +2,8 @@
 
 ``{"t": 21.5, "h": 40}`` (or an array of such objects, each with an optional ``TimeInstant``) on
 ``/json/<apikey>/<device_id>/attrs``, one value on ``.../attrs/<attr>``, command results
-``{"<cmd>": result}`` on ``.../cmdexe``; HTTP ``POST /iot/json?k=<apikey>&i=<device_id>``.
+``{"<cmd>": result}`` on ``.../cmdexe``; HTTP ``POST /iot/json?k=<apikey>&i=<device_id>``; the same topics
+and ``/iot/json?k=&i=`` as CoAP paths (``POST coap://host/json/<apikey>/<device_id>/attrs``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from flexmeter.iot_agents.core.family import CommandReply, Decoded, Family, Mess
 JSON_ROUTES: tuple[Route, ...] = (
     *(
         Route(transport, pattern, kind)  # type: ignore[arg-type]
-        for transport in ("mqtt", "amqp")
+        for transport in ("mqtt", "amqp", "coap")  # CoAP: POST coap://host/json/<apikey>/<device_id>/attrs
         for pattern, kind in (
             ("/json/{apikey}/{device_id}/attrs", "measure"),
             ("/json/{apikey}/{device_id}/attrs/{attr}", "measure"),
@@ -32,6 +33,8 @@ JSON_ROUTES: tuple[Route, ...] = (
     ),
     Route("http", "/iot/json", "measure", {"k": "apikey", "i": "device_id"}),
     Route("http", "/iot/json/commands", "cmdexe", {"k": "apikey", "i": "device_id"}),
+    Route("coap", "/iot/json", "measure", {"k": "apikey", "i": "device_id"}),
+    Route("coap", "/iot/json/commands", "cmdexe", {"k": "apikey", "i": "device_id"}),
 )
 
 

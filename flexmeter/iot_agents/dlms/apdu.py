@@ -11,6 +11,7 @@ Encoded (for the simulator and tests): DATA-NOTIFICATION and GET-request normal.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,8 @@ SET_RESPONSE = 0xC5
 ACTION_RESPONSE = 0xC7
 EXCEPTION_RESPONSE = 0xD8
 
+_U32 = struct.Struct(">I")
+
 DATA_ACCESS_RESULTS = {
     0: "success", 1: "hardware-fault", 2: "temporary-failure", 3: "read-write-denied", 4: "object-undefined",
     9: "object-class-inconsistent", 11: "object-unavailable", 12: "type-unmatched",
@@ -41,7 +44,8 @@ def _need(buf: bytes, pos: int, count: int, what: str) -> None:
         raise TruncatedError(what, pos)
 
 
-def _done(buf: bytes, pos: int, what: str) -> None:
+def check_end(buf: bytes, pos: int, what: str) -> None:
+    """``pos`` must be the end of ``buf`` (an APDU fills its buffer exactly)."""
     if pos != len(buf):
         raise LengthError(f"trailing bytes after {what}", pos, f"{len(buf) - pos} bytes")
 
@@ -200,33 +204,44 @@ def decode_apdu(buf: bytes) -> Apdu:
         return _get_request(buf)
     if tag == EXCEPTION_RESPONSE:
         _need(buf, 1, 2, "exception-response")
-        _done(buf, 3, "exception-response")
+        check_end(buf, 3, "exception-response")
         return ExceptionResponse(buf[1], buf[2])
     raise UnknownTagError("xDLMS APDU tag", 0, f"{tag:#04x}")
 
 
 def decode_data_notification(buf: bytes) -> DataNotification:
+    header = data_notification_header(buf)
+    body, end = decode_data(buf, header[3])
+    check_end(buf, end, "data-notification body")
+    return data_notification(header, body)
+
+
+DataNotificationHeader = tuple[int, CosemDateTime | None, str, int]
+"""(long-invoke-id-and-priority, date-time, date-time form, position of the body)."""
+
+
+def data_notification_header(buf: bytes) -> DataNotificationHeader:
+    """The DATA-NOTIFICATION fields before the body (the decoder's one-pass path parses the body itself)."""
     if len(buf) < 6:
         raise TruncatedError("data-notification header", len(buf))
     if buf[0] != DATA_NOTIFICATION:
         raise UnknownTagError("data-notification tag 0x0F", 0, f"{buf[0]:#04x}")
-    liip = int.from_bytes(buf[1:5], "big")
-    pos = 5
-    first = buf[pos]
-    date_time: CosemDateTime | None = None
+    liip = _U32.unpack_from(buf, 1)[0]
+    first = buf[5]
     if first == 0x00:
-        form, pos = "absent", pos + 1
-    elif first == 0x0C:
-        _need(buf, pos + 1, 12, "data-notification date-time")
-        date_time, form, pos = CosemDateTime.decode(buf[pos + 1:pos + 13], pos + 1), "length", pos + 13
-    elif first == 0x09 and pos + 1 < len(buf) and buf[pos + 1] == 0x0C:
-        _need(buf, pos + 2, 12, "data-notification date-time")
-        date_time, form, pos = CosemDateTime.decode(buf[pos + 2:pos + 14], pos + 2), "typed", pos + 14
-    else:
-        raise InvalidValueError("data-notification date-time (00, 0C+12 bytes or 09 0C+12 bytes)", pos,
-                                f"{first:#04x}")
-    body, end = decode_data(buf, pos)
-    _done(buf, end, "data-notification body")
+        return liip, None, "absent", 6
+    if first == 0x0C:
+        _need(buf, 6, 12, "data-notification date-time")
+        return liip, CosemDateTime.decode(buf[6:18], 6), "length", 18
+    if first == 0x09 and len(buf) > 6 and buf[6] == 0x0C:
+        _need(buf, 7, 12, "data-notification date-time")
+        return liip, CosemDateTime.decode(buf[7:19], 7), "typed", 19
+    raise InvalidValueError("data-notification date-time (00, 0C+12 bytes or 09 0C+12 bytes)", 5,
+                            f"{first:#04x}")
+
+
+def data_notification(header: DataNotificationHeader, body: Data) -> DataNotification:
+    liip, date_time, form, _ = header
     return DataNotification(liip & 0xFFFFFF, bool(liip & 0x80000000), bool(liip & 0x40000000),
                             bool(liip & 0x20000000), bool(liip & 0x10000000), date_time, form, body)
 
@@ -250,7 +265,7 @@ def _event_notification(buf: bytes) -> EventNotification:
     instance = obis_from_bytes(buf[pos + 2:pos + 8], pos + 2)
     attribute = int.from_bytes(buf[pos + 8:pos + 9], "big", signed=True)
     value, end = decode_data(buf, pos + 9)
-    _done(buf, end, "event-notification")
+    check_end(buf, end, "event-notification")
     return EventNotification(time, class_id, instance, attribute, value)
 
 
@@ -279,7 +294,7 @@ def _get_response(buf: bytes) -> GetResponse:
     pos = 3
     if variant == 0x01:
         result, pos = _data_result(buf, pos)
-        _done(buf, pos, "get-response-normal")
+        check_end(buf, pos, "get-response-normal")
         return GetResponse("normal", invoke, [result])
     if variant == 0x02:
         _need(buf, pos, 6, "DataBlock-G")
@@ -290,11 +305,11 @@ def _get_response(buf: bytes) -> GetResponse:
             length, pos = read_length(buf, pos + 1, len(buf))
             _need(buf, pos, length, "DataBlock-G raw-data")
             raw = buf[pos:pos + length]
-            _done(buf, pos + length, "get-response-with-datablock")
+            check_end(buf, pos + length, "get-response-with-datablock")
             return GetResponse("with-datablock", invoke, [], last, number, raw)
         if buf[pos] == 0x01:
             _need(buf, pos + 1, 1, "data-access-result")
-            _done(buf, pos + 2, "get-response-with-datablock")
+            check_end(buf, pos + 2, "get-response-with-datablock")
             return GetResponse("with-datablock", invoke, [DataResult(access_result=buf[pos + 1])], last,
                                number)
         raise UnknownTagError("DataBlock-G result choice", pos, f"{buf[pos]:#04x}")
@@ -304,7 +319,7 @@ def _get_response(buf: bytes) -> GetResponse:
         for _ in range(count):
             result, pos = _data_result(buf, pos)
             results.append(result)
-        _done(buf, pos, "get-response-with-list")
+        check_end(buf, pos, "get-response-with-list")
         return GetResponse("with-list", invoke, results)
     raise UnknownTagError("get-response choice", 1, f"{variant:#04x}")
 
@@ -315,15 +330,15 @@ def _set_response(buf: bytes) -> SetResponse:
     pos = 3
     if variant == 0x01:
         _need(buf, pos, 1, "set-response result")
-        _done(buf, pos + 1, "set-response-normal")
+        check_end(buf, pos + 1, "set-response-normal")
         return SetResponse("normal", invoke, [buf[pos]])
     if variant == 0x02:
         _need(buf, pos, 4, "block-number")
-        _done(buf, pos + 4, "set-response-datablock")
+        check_end(buf, pos + 4, "set-response-datablock")
         return SetResponse("datablock", invoke, [], int.from_bytes(buf[pos:pos + 4], "big"))
     if variant == 0x03:
         _need(buf, pos, 5, "set-response-last-datablock")
-        _done(buf, pos + 5, "set-response-last-datablock")
+        check_end(buf, pos + 5, "set-response-last-datablock")
         return SetResponse("last-datablock", invoke, [buf[pos]], int.from_bytes(buf[pos + 1:pos + 5], "big"))
     if variant in (0x04, 0x05):
         count, pos = _count(buf, pos, 1)
@@ -335,7 +350,7 @@ def _set_response(buf: bytes) -> SetResponse:
             _need(buf, pos, 4, "block-number")
             block = int.from_bytes(buf[pos:pos + 4], "big")
             pos += 4
-        _done(buf, pos, "set-response-with-list")
+        check_end(buf, pos, "set-response-with-list")
         return SetResponse("last-datablock-with-list" if variant == 0x04 else "with-list", invoke, results,
                            block)
     raise UnknownTagError("set-response choice", 1, f"{variant:#04x}")
@@ -359,7 +374,7 @@ def _action_response(buf: bytes) -> ActionResponse:
     pos = 3
     if variant == 0x01:
         result, pos = _action_result(buf, pos)
-        _done(buf, pos, "action-response-normal")
+        check_end(buf, pos, "action-response-normal")
         return ActionResponse("normal", invoke, [result])
     if variant == 0x02:
         _need(buf, pos, 5, "DataBlock-SA")
@@ -367,7 +382,7 @@ def _action_response(buf: bytes) -> ActionResponse:
         number = int.from_bytes(buf[pos + 1:pos + 5], "big")
         length, pos = read_length(buf, pos + 5, len(buf))
         _need(buf, pos, length, "DataBlock-SA raw-data")
-        _done(buf, pos + length, "action-response-with-pblock")
+        check_end(buf, pos + length, "action-response-with-pblock")
         return ActionResponse("with-pblock", invoke, [], last, number, buf[pos:pos + length])
     if variant == 0x03:
         count, pos = _count(buf, pos, 2)
@@ -375,11 +390,11 @@ def _action_response(buf: bytes) -> ActionResponse:
         for _ in range(count):
             result, pos = _action_result(buf, pos)
             results.append(result)
-        _done(buf, pos, "action-response-with-list")
+        check_end(buf, pos, "action-response-with-list")
         return ActionResponse("with-list", invoke, results)
     if variant == 0x04:
         _need(buf, pos, 4, "block-number")
-        _done(buf, pos + 4, "action-response-next-pblock")
+        check_end(buf, pos + 4, "action-response-next-pblock")
         return ActionResponse("next-pblock", invoke, [], None, int.from_bytes(buf[pos:pos + 4], "big"))
     raise UnknownTagError("action-response choice", 1, f"{variant:#04x}")
 
@@ -395,14 +410,14 @@ def _get_request(buf: bytes) -> GetRequest:
     pos = 12
     _need(buf, pos, 1, "access-selection flag")
     if buf[pos] == 0x00:
-        _done(buf, pos + 1, "get-request-normal")
+        check_end(buf, pos + 1, "get-request-normal")
         return GetRequest(invoke, class_id, instance, attribute)
     if buf[pos] != 0x01:
         raise InvalidValueError("OPTIONAL flag (00/01)", pos, f"{buf[pos]:#04x}")
     _need(buf, pos + 1, 1, "access-selector")
     selector = buf[pos + 1]
     params, end = decode_data(buf, pos + 2)
-    _done(buf, end, "get-request-normal")
+    check_end(buf, end, "get-request-normal")
     return GetRequest(invoke, class_id, instance, attribute, selector, params)
 
 

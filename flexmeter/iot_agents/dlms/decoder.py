@@ -15,11 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from . import apdu as apdu_mod
-from .apdu import Apdu, DataNotification, EventNotification, decode_apdu
-from .axdr import Data, decode_data_exact, to_json
+from .apdu import Apdu, EventNotification, decode_apdu
+from .axdr import Data, decode_data, decode_data_exact, to_json
 from .cosem_time import CosemDateTime
 from .errors import DecodeError, FramingError, TruncatedError
-from .profiles import ProfileRegistry
+from .onepass import self_describing_push
+from .profiles import ProfileRegistry, default_registry
 from .push import ObisValue, PushValues, convert, push_values
 from .security import CIPHERED_TAGS, CipheredApdu, ReplayGuard, parse_ciphered, unprotect
 from .wrappers import (
@@ -145,26 +146,43 @@ def decode_apdu_values(buf: bytes, registry: ProfileRegistry | None = None) -> D
 def _decode_plain(buf: bytes, msg: DlmsMessage, registry: ProfileRegistry | None) -> DlmsMessage:
     if not buf:
         raise TruncatedError("APDU", 0)
-    if buf[0] in _APDU_TAGS:
+    first = buf[0]
+    if first == apdu_mod.DATA_NOTIFICATION:
+        header = apdu_mod.data_notification_header(buf)
+        reg = registry or default_registry()
+        found = self_describing_push(buf, header[3], reg)
+        if found is None:
+            body, end = decode_data(buf, header[3])
+            apdu_mod.check_end(buf, end, "data-notification body")
+            push = push_values(body, reg)
+        else:
+            body, push = found
+        msg.apdu = apdu_mod.data_notification(header, body)
+        msg.body = body
+        msg.date_time = header[1]
+        msg.push = push
+        return msg
+    if first in _APDU_TAGS:
         msg.apdu = decode_apdu(buf)
-        if isinstance(msg.apdu, DataNotification):
-            msg.body = msg.apdu.body
-            msg.date_time = msg.apdu.date_time
-            msg.push = push_values(msg.body, registry)
-        elif isinstance(msg.apdu, EventNotification):
+        if isinstance(msg.apdu, EventNotification):
             msg.body = msg.apdu.value
             msg.date_time = msg.apdu.time
             msg.push = PushValues("event", values={msg.apdu.instance: convert(msg.apdu.instance, msg.body)})
         elif isinstance(msg.apdu, apdu_mod.GetResponse) and msg.apdu.results and msg.apdu.results[0].data:
             msg.body = msg.apdu.results[0].data
         return msg
+    found = self_describing_push(buf, 0, registry or default_registry())
+    if found is not None:
+        msg.body, msg.push = found
+        msg.frames.append(_BODY_LAYER)
+        return msg
     try:
         msg.body = decode_data_exact(buf)
     except DecodeError:
-        if buf[0] in (0x01, 0x02):
+        if first in (0x01, 0x02):
             raise
         raise FramingError("not an xDLMS APDU nor an A-XDR push body", 0,
-                           f"first byte {buf[0]:#04x}") from None
+                           f"first byte {first:#04x}") from None
     msg.frames.append(_BODY_LAYER)
     msg.push = push_values(msg.body, registry)
     return msg

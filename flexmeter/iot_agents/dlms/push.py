@@ -8,9 +8,12 @@ date-time under a clock OBIS (``x-x:1.0.0.x``), hex otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
+from operator import mul
 from typing import Any
 
 from . import axdr
@@ -175,6 +178,78 @@ def layout_of(body: Data) -> str:
     return "positional"
 
 
+# -- exact scaling, precomputed per scaler and per list profile ----------------------------------------
+# ``Decimal(1).scaleb(s) * raw`` is ``Decimal(raw) * 10^s`` exactly (ints have at most 20 digits) and is
+# one C call; the plans below resolve the scaler, unit and that multiplication once per profile rather
+# than once per value.
+Make = Callable[[int], Decimal]
+
+
+def _positive(multiplier: int) -> Make:
+    return lambda raw: Decimal(raw * multiplier)
+
+
+def _maker(scaler: int) -> Make:
+    """The function giving ``_number(raw, scaler)``."""
+    if scaler == 0:
+        return Decimal
+    if scaler > 0:
+        return _positive(10 ** scaler)
+    factor = _DEC_POW.get(scaler)
+    if factor is not None:
+        return partial(mul, factor)
+    return partial(_number, scaler=scaler)
+
+
+MAKERS: dict[int, Make] = {s: _maker(s) for s in range(-128, 128)}
+"""The makers for every scaler a COSEM scaler_unit (an integer) can carry."""
+
+Entry = tuple[int, str | None, Make]
+_NO_ENTRY: Entry = (0, None, Decimal)
+_PLANS: dict[int, tuple[ListProfile, dict[str, Entry]]] = {}
+_POSITIONS: dict[tuple[int, int, bool], tuple[ListProfile, tuple[tuple[str, Entry], ...]]] = {}
+
+
+def units_plan(profile: ListProfile) -> dict[str, Entry]:
+    """OBIS → (scaler, unit, maker) for a profile (cached; profiles are immutable)."""
+    found = _PLANS.get(id(profile))
+    if found is None or found[0] is not profile:
+        plan = {obis: (scaler, unit, MAKERS.get(scaler) or _maker(scaler))
+                for obis, (scaler, unit) in profile.units.items()}
+        if len(_PLANS) >= 1024:
+            _PLANS.clear()
+        found = _PLANS[id(profile)] = (profile, plan)
+    return found[1]
+
+
+def _positions(profile: ListProfile, count: int, versioned: bool) -> tuple[tuple[str, Entry], ...] | None:
+    key = (id(profile), count, versioned)
+    found = _POSITIONS.get(key)
+    if found is None or found[0] is not profile:
+        codes = (profile.positional if versioned else profile.positional_unversioned).get(count)
+        if codes is None:
+            return None
+        plan = units_plan(profile)
+        if len(_POSITIONS) >= 1024:
+            _POSITIONS.clear()
+        found = _POSITIONS[key] = (profile, tuple((obis, plan.get(obis, _NO_ENTRY)) for obis in codes))
+    return found[1]
+
+
+def finish_self_describing(result: PushValues, deferred: list[tuple[str, Data]], reg: ProfileRegistry) -> None:
+    """The profile of a self-describing list, and the values that waited for its scalers."""
+    profile = reg.by_version(result.list_version) or reg.by_layout("self_describing")
+    if profile is not None:
+        result.profile = profile.name
+        result.manufacturer = profile.manufacturer
+    if deferred:
+        plan_get = units_plan(profile).get if profile is not None else _NO_PLAN.get
+        values = result.values
+        for obis, node in deferred:
+            scaler, unit, _ = plan_get(obis, _NO_ENTRY)
+            values[obis] = convert(obis, node, scaler, unit)
+
+
 def push_values(body: Data, registry: ProfileRegistry | None = None) -> PushValues:
     """Values by OBIS for a push body, using the list profiles of ``registry`` (package data by default)."""
     reg = registry or default_registry()
@@ -186,27 +261,23 @@ def push_values(body: Data, registry: ProfileRegistry | None = None) -> PushValu
     if layout == "self_describing":
         # One pass: elements carrying their scaler_unit are final at once; the others wait for the profile
         # (their slot is reserved so the values keep the frame's order).
-        deferred = []
+        deferred: list[tuple[str, Data]] = []
         cached = _OBIS_CACHE.get
         units = UNITS
-        pow_ = _DEC_POW
+        makers = MAKERS
+        ints = _INTS
         for _, fields in items:
             raw_obis = fields[0][1]
             obis = cached(raw_obis) or obis_from_bytes(raw_obis)
             tag, raw = node = fields[1]
             if len(fields) >= 3:
                 su_tag, su = fields[2]
-                if su_tag == STRUCTURE and len(su) == 2 and su[0][0] in _INTS and su[1][0] in _INTS:
+                if su_tag == STRUCTURE and len(su) == 2 and su[0][0] in ints and su[1][0] in ints:
                     scaler = su[0][1]
                     unit = units.get(su[1][1])
-                    if tag in _INTS:
-                        if scaler == 0:
-                            number = Decimal(raw)
-                        elif scaler in pow_:
-                            number = Decimal(raw) * pow_[scaler]
-                        else:
-                            number = _number(raw, scaler)
-                        values[obis] = ObisValue(obis, number, unit, scaler, raw)
+                    if tag in ints:
+                        make = makers.get(scaler) or _maker(scaler)
+                        values[obis] = ObisValue(obis, make(raw), unit, scaler, raw)
                     else:
                         values[obis] = convert(obis, node, scaler, unit)
                     continue
@@ -214,12 +285,9 @@ def push_values(body: Data, registry: ProfileRegistry | None = None) -> PushValu
                 result.list_version = _string(node)
             values[obis] = None  # type: ignore[assignment]
             deferred.append((obis, node))
-        profile = reg.by_version(result.list_version) or reg.by_layout(layout)
-        units_get = profile.units.get if profile is not None else _NO_UNITS.get
-        for obis, node in deferred:
-            scaler, unit = units_get(obis, _NO_SCALER)
-            values[obis] = convert(obis, node, scaler, unit)
-    elif layout == "interleaved":
+        finish_self_describing(result, deferred, reg)
+        return result
+    if layout == "interleaved":
         start = 0
         first = _string(items[0])
         if first is not None:
@@ -230,45 +298,41 @@ def push_values(body: Data, registry: ProfileRegistry | None = None) -> PushValu
             if _LIST_VERSION_CDE in obis0:
                 result.list_version = _string(items[1])
         profile = reg.by_version(result.list_version) or reg.by_layout(layout)
-        units_get = profile.units.get if profile is not None else _NO_UNITS.get
+        plan_get = units_plan(profile).get if profile is not None else _NO_PLAN.get
         cached = _OBIS_CACHE.get
-        for i in range(start, len(items), 2):
-            key_tag, raw_obis = items[i]
+        ints = _INTS
+        for (key_tag, raw_obis), node in zip(items[start::2], items[start + 1::2], strict=True):
             if key_tag == NULL:
                 continue
             obis = cached(raw_obis) or obis_from_bytes(raw_obis)
-            node = items[i + 1]
-            scaler, unit = units_get(obis, _NO_SCALER)
+            scaler, unit, make = plan_get(obis, _NO_ENTRY)
             tag, raw = node
-            if tag in _INTS:
-                values[obis] = ObisValue(obis, Decimal(raw) if scaler == 0 else _number(raw, scaler), unit,
-                                         scaler, raw)
+            if tag in ints:
+                values[obis] = ObisValue(obis, make(raw), unit, scaler, raw)
             else:
                 values[obis] = convert(obis, node, scaler, unit)
     elif layout == "positional":
         count = len(items)
         version = _string(items[0])
         profile = reg.by_version(version)
-        codes: tuple[str, ...] | None = None
+        positions = None
         if profile is not None:
             result.list_version = version
-            codes = profile.positional.get(count)
-            if codes is None:
+            positions = _positions(profile, count, True)
+            if positions is None:
                 raise ProfileError(f"list profile {profile.name!r} has no {version} list of {count} elements",
                                    None, f"known lengths: {sorted(profile.positional)}")
         elif all(t in _INTS for t, _ in items):
             # No list version: only an all-numeric list of a known length selects a profile (Kaifa list 1).
             profile = reg.unversioned(count)
             if profile is not None:
-                codes = profile.positional_unversioned.get(count)
-        if codes is not None and profile is not None:
-            units_get = profile.units.get
-            for obis, node in zip(codes, items, strict=True):
-                scaler, unit = units_get(obis, _NO_SCALER)
+                positions = _positions(profile, count, False)
+        if positions is not None:
+            ints = _INTS
+            for (obis, (scaler, unit, make)), node in zip(positions, items, strict=True):
                 tag, raw = node
-                if tag in _INTS:
-                    values[obis] = ObisValue(obis, Decimal(raw) if scaler == 0 else _number(raw, scaler),
-                                             unit, scaler, raw)
+                if tag in ints:
+                    values[obis] = ObisValue(obis, make(raw), unit, scaler, raw)
                 else:
                     values[obis] = convert(obis, node, scaler, unit)
     else:
@@ -279,5 +343,4 @@ def push_values(body: Data, registry: ProfileRegistry | None = None) -> PushValu
     return result
 
 
-_NO_UNITS: dict[str, tuple[int, str | None]] = {}
-_NO_SCALER: tuple[int, str | None] = (0, None)
+_NO_PLAN: dict[str, Entry] = {}

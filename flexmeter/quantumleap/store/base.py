@@ -67,12 +67,32 @@ class Column:
     kind: str
 
 
+_SKIP, _RESERVED_SLOT = -1, -2
+MAX_PLANS_PER_BATCH = 4
+"""Above this many distinct attribute sets in one type's batch, one general insert (union of columns)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RowPlan:
+    """How rows with one attribute-name sequence become insert parameters: computed once per table shape.
+
+    ``steps`` follows the attribute order of the rows: (slot in the parameter row or _SKIP/_RESERVED_SLOT,
+    column kind, attribute name).
+    """
+
+    names: tuple[str, ...]
+    steps: tuple[tuple[int, str, str], ...]
+    width: int
+
+
 @dataclass
 class TableInfo:
     service: str
     entity_type: str
     """The entity type as first notified (tables are per lowercased type, as in QuantumLeap)."""
     columns: dict[str, Column] = field(default_factory=dict)
+    plans: dict[tuple[str, ...], _RowPlan] = field(default_factory=dict, compare=False, repr=False)
+    """Row builders per attribute-name sequence (a new TableInfo, with empty plans, on every schema change)."""
 
     def resolve(self, attrs: Sequence[str] | None) -> list[Column]:
         """Columns for the requested attribute names (case-insensitive), or every attribute column."""
@@ -128,7 +148,7 @@ class Store(ABC):
         """Create the table (``create``) or add ``new`` columns, and save the metadata; own transaction."""
 
     @abstractmethod
-    def _write(self, batches: list[tuple[str, list[str], list[list[Any]]]]) -> None:
+    def _write(self, batches: list[tuple[str, Sequence[str], list[list[Any]]]]) -> None:
         """Insert every (table, columns, rows) batch in one transaction: all or nothing."""
 
     @abstractmethod
@@ -253,14 +273,103 @@ class Store(ABC):
         batches = []
         for type_rows in by_type.values():
             info = self._ensure(service, type_rows[0].entity_type, type_rows)
-            batches.append(self._prepare(info, type_rows, result))
+            batches.extend(self._prepare(info, type_rows, result))
         self._write(batches)
         result.rows = len(rows)
         return result
 
     def _prepare(
         self, info: TableInfo, rows: list[EntityRow], result: InsertResult
-    ) -> tuple[str, list[str], list[list[Any]]]:
+    ) -> list[tuple[str, Sequence[str], list[list[Any]]]]:
+        """The insert batches of one type: one per attribute set (a precomputed row builder each).
+
+        Notified entities of one subscription carry the same attributes in the same order, so the column
+        list, each value's slot and kind are computed once per (table shape, attribute sequence).
+        """
+        table = self.table_sql(info.service, info.entity_type.lower())
+        groups: dict[tuple[str, ...], list[EntityRow]] = {}
+        for row in rows:
+            key = tuple(row.attrs)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [row]
+            else:
+                group.append(row)
+        if len(groups) > MAX_PLANS_PER_BATCH:
+            names, values = self._prepare_general(info, rows, result)
+            return [(table, names, values)]
+        batches: list[tuple[str, Sequence[str], list[list[Any]]]] = []
+        for key, group in groups.items():
+            plan = info.plans.get(key)
+            if plan is None:
+                plan = info.plans[key] = self._plan(info, key)
+            batches.append((table, plan.names, self._build(plan, group, result)))
+        return batches
+
+    @staticmethod
+    def _plan(info: TableInfo, attrs: tuple[str, ...]) -> _RowPlan:
+        steps: list[tuple[int, str, str]] = []
+        names = [ENTITY_ID, ENTITY_TYPE, TIME_INDEX, SERVICE_PATH, ORIGINAL]
+        slots: dict[str, int] = {}
+        for attr in attrs:
+            name = column_name(attr)
+            column = info.columns.get(name)
+            if name in RESERVED:
+                steps.append((_RESERVED_SLOT, "", attr))
+            elif column is None:
+                steps.append((_SKIP, "", attr))
+            else:
+                slot = slots.get(name)
+                if slot is None:
+                    slot = slots[name] = len(names)
+                    names.append(name)
+                steps.append((slot, column.kind, column.attr))
+        return _RowPlan(tuple(names), tuple(steps), len(names) - 5)
+
+    def _build(self, plan: _RowPlan, rows: list[EntityRow], result: InsertResult) -> list[list[Any]]:
+        blank = [None] * plan.width
+        steps = plan.steps
+        time_param, to_db = self.time_param, self.to_db
+        identity_time = type(self).time_param is Store.time_param
+        values: list[list[Any]] = []
+        for row in rows:
+            line: list[Any] = [
+                row.entity_id,
+                row.entity_type,
+                row.time_index if identity_time else time_param(row.time_index),
+                row.service_path,
+                None,
+                *blank,
+            ]
+            rejected = False
+            for (_, value), (slot, kind, attr) in zip(row.attrs.values(), steps, strict=True):
+                if slot < 0:
+                    if slot == _RESERVED_SLOT:
+                        rejected = True
+                        result.rejected.append(
+                            Rejection(row.entity_id, attr, "reserved_name", f"{attr!r} is a reserved column name")
+                        )
+                    continue
+                if value is None:
+                    continue
+                if kind == FLOAT:
+                    value_type = type(value)
+                    if (value_type is float or value_type is int) and isfinite(value):
+                        line[slot] = float(value)  # the common case, without the general fitting
+                        continue
+                try:
+                    line[slot] = to_db(kind, fit(kind, value))
+                except Misfit as exc:
+                    rejected = True
+                    result.rejected.append(Rejection(row.entity_id, attr, exc.reason, str(exc)))
+            if rejected:
+                line[4] = self.original_param(row.original)
+            values.append(line)
+        return values
+
+    def _prepare_general(
+        self, info: TableInfo, rows: list[EntityRow], result: InsertResult
+    ) -> tuple[Sequence[str], list[list[Any]]]:
         """The insert's columns (only those this batch carries) and one parameter row per entity."""
         positions: dict[str, int] = {}
         columns: list[Column] = []
@@ -311,7 +420,7 @@ class Store(ABC):
             if rejected:
                 line[4] = self.original_param(row.original)
             values.append(line)
-        return self.table_sql(info.service, info.entity_type.lower()), names, values
+        return names, values
 
     def bulk_load(self, service: str, rows: Iterable[EntityRow], chunk: int = 50_000) -> int:
         """Load many rows fast (benchmarks, migrations): big transactions instead of one per notification."""

@@ -241,7 +241,7 @@ class PostgresStore(Store):
         )
 
     # -- io ---------------------------------------------------------------------------------------------
-    def _write(self, batches: list[tuple[str, list[str], list[list[Any]]]]) -> None:
+    def _write(self, batches: list[tuple[str, Sequence[str], list[list[Any]]]]) -> None:
         try:
             if len(batches) == 1 and len(batches[0][2]) < COPY_MIN_ROWS:
                 # One multi-row INSERT in autocommit is one implicit transaction: atomic, one round trip.
@@ -304,7 +304,7 @@ class PostgresStore(Store):
 
             for type_rows in by_type.values():
                 info = self._ensure(service, type_rows[0].entity_type, type_rows)
-                prepared.append(self._prepare(info, type_rows, InsertResult()))
+                prepared.extend(self._prepare(info, type_rows, InsertResult()))
             try:
                 with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                     for table, names, values in prepared:

@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,13 @@ SEQ = "seq"
 """Third part of the primary key: rows are clustered by (entity_id, time_index), duplicates allowed."""
 
 
+@lru_cache(maxsize=4096)
+def _insert_sql(table: str, names: tuple[str, ...]) -> str:
+    """The INSERT of one batch shape (the same text every time, so sqlite3's statement cache reuses it)."""
+    columns = ", ".join('"' + n.replace('"', '""') + '"' for n in names)
+    return f"INSERT INTO {table} ({columns}, {SEQ}) VALUES ({', '.join('?' * (len(names) + 1))})"
+
+
 def _regexp(pattern: str, value: Any) -> bool:
     return value is not None and re.search(pattern, str(value)) is not None
 
@@ -64,7 +72,7 @@ class _Pending:
 
     __slots__ = ("batches", "done", "error")
 
-    def __init__(self, batches: list[tuple[str, list[str], list[list[Any]]]]) -> None:
+    def __init__(self, batches: list[tuple[str, Sequence[str], list[list[Any]]]]) -> None:
         self.batches = batches
         self.done = False
         self.error: StoreError | None = None
@@ -215,11 +223,12 @@ class SqliteStore(Store):
         )
 
     # -- io ---------------------------------------------------------------------------------------------
-    def _write(self, batches: list[tuple[str, list[str], list[list[Any]]]]) -> None:
+    def _write(self, batches: list[tuple[str, Sequence[str], list[list[Any]]]]) -> None:
         """Group commit: notifications that arrive while another commits are committed together.
 
-        Each notification is its own SAVEPOINT inside the group's transaction, so one that fails is rolled
-        back alone; the caller returns only after the COMMIT that contains its rows.
+        Each notification is its own SAVEPOINT inside the group's transaction (when the group has more than
+        one), so one that fails is rolled back alone; the caller returns only after the COMMIT that
+        contains its rows.
         """
         slot = _Pending(batches)
         with self._pending_lock:
@@ -232,21 +241,30 @@ class SqliteStore(Store):
         if slot.error is not None:
             raise slot.error
 
+    def _insert(self, slot: _Pending) -> None:
+        writer, seq = self._writer, self._seq
+        for table, names, rows in slot.batches:
+            for row in rows:
+                row.append(next(seq))
+            writer.executemany(_insert_sql(table, tuple(names)), rows)
+
     def _commit_group(self, group: list[_Pending]) -> None:
         writer = self._writer
+        alone = len(group) == 1
         try:
             writer.execute("BEGIN")
             for slot in group:
+                if alone:
+                    try:
+                        self._insert(slot)
+                    except sqlite3.Error as exc:
+                        slot.error = StoreError(f"insert failed, nothing written: {exc}")
+                        writer.execute("ROLLBACK")
+                        return
+                    continue
                 writer.execute("SAVEPOINT notification")
                 try:
-                    for table, names, rows in slot.batches:
-                        for row in rows:
-                            row.append(next(self._seq))
-                        writer.executemany(
-                            f"INSERT INTO {table} ({', '.join(self.quote(n) for n in names)}, {SEQ}) "
-                            f"VALUES ({', '.join('?' * (len(names) + 1))})",
-                            rows,
-                        )
+                    self._insert(slot)
                 except sqlite3.Error as exc:
                     writer.execute("ROLLBACK TO notification")
                     slot.error = StoreError(f"insert failed, nothing written: {exc}")
