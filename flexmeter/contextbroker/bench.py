@@ -1,6 +1,7 @@
 """``flexmeter bench broker``: update and notification throughput and latency of the embedded broker.
 
-Starts its own broker process (free port, temporary database) and an in-process HTTP receiver, then
+Starts its own broker process (free port, temporary database) and a receiver process (see
+:mod:`bench_receiver`: asyncio by default, ``--receiver waitress`` to compare), then
 measures, each for ``duration`` seconds: single-entity PATCH/s; entities/s through ``/v2/op/update`` in
 batches of 100 with 0, 1 and 1,000 matching subscriptions, with the notifications delivered/s (and that
 every notification arrived, or how many were dropped); and the update→notification latency (p50/p99) at
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -218,7 +219,7 @@ def run_bench(duration: float = 3.0, *, client_threads: int = 4, notify_batch: i
         "load_average_1m_at_start": round(os.getloadavg()[0], 2),
         "client_threads": client_threads,
         "notify_workers": int(os.environ.get("FLEXMETER_NOTIFY_WORKERS", "4")),
-        "notify_pipeline": int(os.environ.get("FLEXMETER_NOTIFY_PIPELINE", "0") or 0) or "default",
+        "notify_pipeline": os.environ.get("FLEXMETER_NOTIFY_PIPELINE") or "32 (default)",
         "receiver": f"{receiver_server} (own process; counts notifications, parses each body with orjson,"
                     " answers 204)",
         "note": "client (one process, its threads), broker and receiver are three processes on the same"

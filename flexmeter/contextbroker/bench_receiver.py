@@ -5,7 +5,7 @@ receiver's speed (and with it "notifications delivered/s") depended on how busy 
 Why asyncio and not waitress by default: a subscription's notifications go over one connection one
 after the other (Orion's order), so the receiver's time per request caps the rate; a real receiver
 meant for notification rates (Orion's own accumulator, a Go or Node service) answers in tens of
-microseconds, waitress takes 0.3–1 ms. ``--server waitress`` serves the same counting app on waitress
+microseconds, waitress takes 0.3-1 ms. ``--server waitress`` serves the same counting app on waitress
 for comparison. Both understand HTTP/1.1 keep-alive and pipelining.
 
 Control routes (any other request counts as a notification): ``GET /_stats`` → ``{"notifications",
@@ -147,8 +147,10 @@ def main(argv: list[str]) -> None:
     server = argv[0] if argv else "asyncio"
     counter = Counter()
     if server == "waitress":
+        from flexmeter.contextbroker import keepalive
         from flexmeter.serving import serve
 
+        keepalive.install()
         serve(_wsgi(counter), "127.0.0.1", 0, threads=4)
     else:
         _serve_asyncio("127.0.0.1", 0, counter)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import re
+import threading
 import uuid
 from collections.abc import Iterable
 from http import HTTPStatus
@@ -102,7 +102,7 @@ class FastResponse(Response):
     more than the rest of a small PATCH. ``headers`` stays a plain list of pairs.
     """
 
-    def __init__(self, status: int, headers: dict[str, str] | None) -> None:  # noqa: D107
+    def __init__(self, status: int, headers: dict[str, str] | None) -> None:
         self.fast_status = f"{status} {HTTPStatus(status).phrase}"
         self.fast_headers = [("Content-Length", "0"), *(headers or {}).items()]
 

@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS registrations (
 _UPSERT = ("INSERT INTO entities (id, type, sp, doc) VALUES (?, ?, ?, ?) "
            "ON CONFLICT (id, type, sp) DO UPDATE SET doc=excluded.doc")
 
+_UPDATE = "UPDATE entities SET doc=? WHERE id=? AND type=? AND sp=?"
+
 _std_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
@@ -173,7 +175,13 @@ class TenantStore:
         reg_deletes = [(rid,) for rid, doc in txn.registrations.items() if doc is None]
         conn = self._conn
         if len(upserts) == 1 and not deletes and not txn.registrations:
-            conn.execute(_UPSERT, upserts[0])  # one statement: SQLite's implicit transaction, one commit
+            # one statement: SQLite's implicit transaction, one commit; a plain UPDATE (half the
+            # cost of the upsert) when the entity is known to exist
+            row = upserts[0]
+            if (row[0], row[1], row[2]) in self.entities:
+                conn.execute(_UPDATE, (row[3], row[0], row[1], row[2]))
+            else:
+                conn.execute(_UPSERT, row)
         else:
             self._commit_many(upserts, deletes, reg_upserts, reg_deletes)
         self._apply_to_index(txn)

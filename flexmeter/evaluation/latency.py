@@ -2,8 +2,8 @@
 
 * broker: exact per reading (the local receiver's arrival time of each (entity, TimeInstant));
 * time series: exact per reading for a sample of *probe* meters, whose rows are polled from the
-  QuantumLeap API every ``interval`` s (arrival = midpoint between the poll that first saw the row and
-  the previous one: resolution ± interval/2);
+  QuantumLeap API every ``interval`` s (arrival = midpoint between the answer that first showed the row
+  and the previous poll, or the emission if later: resolution ± interval/2);
 * service: the service exposes counts, not per-reading times, so its latency is read off the curves:
   the k-th reading it counted arrived when its counter reached k, and was emitted at the k-th emission
   time (first in, first out; an estimate, at the counter's sampling resolution).
@@ -47,10 +47,11 @@ def curve_latencies(emitted_ms: Sequence[int], curve: Sequence[tuple[float, floa
     for t, count in curve:
         reached = min(int(count), len(emitted_ms))
         if reached > previous_count:
-            arrival = t if previous_t is None else (t + previous_t) / 2
-            # the midpoint can fall before a reading's emission when the latency is below the sampling
-            # interval: such a reading arrived within the interval, counted as 0
-            out.extend(max(0.0, arrival - emitted_ms[k] / 1000) for k in range(previous_count, reached))
+            for k in range(previous_count, reached):
+                emitted = emitted_ms[k] / 1000
+                # it arrived after the previous sample and after its emission, at or before this sample
+                earliest = min(t, emitted if previous_t is None else max(previous_t, emitted))
+                out.append(max(0.0, (t + earliest) / 2 - emitted))
             previous_count = reached
         previous_t = t
     return out
@@ -138,19 +139,23 @@ class ProbePoller:
         if response.status_code == 404:
             return
         response.raise_for_status()
-        arrival = (now + previous) / 2
         for entity in response.json().get("entities", []):
             entity_id = str(entity["entityId"])
             for index in entity.get("index", []):
                 key = (entity_id, iso_ms(str(index)))
                 if key not in self.arrivals:
-                    self.arrivals[key] = arrival
+                    # between the previous poll (or the emission, if later) and this answer
+                    earliest = min(now, max(previous, key[1] / 1000))
+                    self.arrivals[key] = (now + earliest) / 2
                     last_seen[entity_id] = max(last_seen.get(entity_id, 0), key[1])
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+    def count(self) -> int:
+        return len(self.arrivals)
 
     def latencies(self) -> list[float]:
         return [arrival - emitted / 1000 for (_, emitted), arrival in self.arrivals.items()]

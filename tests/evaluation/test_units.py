@@ -30,9 +30,10 @@ def test_percentile_is_nearest_rank() -> None:
 
 def test_curve_latencies_follow_emission_order() -> None:
     emitted = [1000, 1000, 2000, 3000]  # ms
-    # counter sampled at t=1.5 s (0), 2.5 s (2), 3.5 s (4): arrival = midpoint of the samples around it
+    # counter sampled at t=1.5 s (0), 2.5 s (2), 3.5 s (4): arrival = midpoint between the sample that
+    # counted it and the previous one, or its emission when that is later (never before it was emitted)
     curve = [(1.5, 0.0), (2.5, 2.0), (3.5, 4.0)]
-    assert curve_latencies(emitted, curve) == pytest.approx([1.0, 1.0, 1.0, 0.0])
+    assert curve_latencies(emitted, curve) == pytest.approx([1.0, 1.0, 1.0, 0.25])
 
 
 def test_metric_sum_filters_labels() -> None:

@@ -36,11 +36,12 @@ class HttpSender:
     """HTTP delivery for one worker thread: keep-alive connections (see :mod:`pipeline`) for plain
     ``http://`` receivers, one ``requests.Session`` for ``https://``.
 
-    ``FLEXMETER_NOTIFY_PIPELINE`` (default 1: no pipelining) sets how many requests may be in flight
-    on one connection.
+    ``FLEXMETER_NOTIFY_PIPELINE`` (default 32; 1 = no pipelining) sets how many requests may be in
+    flight on one connection; a receiver that closes the connection mid-pipeline gets the rest one
+    at a time.
     """
 
-    max_pipeline = max(1, int(os.environ.get("FLEXMETER_NOTIFY_PIPELINE", "1")))
+    max_pipeline = max(1, int(os.environ.get("FLEXMETER_NOTIFY_PIPELINE", "32")))
     max_pipeline_bytes = 256 * 1024
 
     def __init__(self, timeout: float) -> None:

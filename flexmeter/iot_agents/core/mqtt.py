@@ -10,6 +10,10 @@ A persistent MQTT 5 session (``clean_start=0``, session expiry 7 days, a client 
 the same data dir) makes the MQTT broker keep QoS 1 messages for the agent while it is away; a message is
 acknowledged only once the pipeline has persisted it, so a crash before that means redelivery. The Receive
 Maximum (2000) is the number of unacknowledged messages the MQTT broker may have in flight to us.
+
+A broker that speaks only MQTT 3.1.1 (the embedded amqtt broker, older Mosquitto, many cloud brokers)
+refuses the MQTT 5 CONNECT; the client then falls back to 3.1.1 with a persistent session (clean session 0)
+and keeps that version for the life of the transport.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ SESSION_EXPIRY = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 2000
 """Unacknowledged QoS 1 messages the MQTT broker may have in flight to the agent."""
 KEEPALIVE = 30
+MQTT5, MQTT311 = 5, 4
+_VERSION_REFUSED = {0x01, 0x84}  # 3.1.1 "unacceptable protocol version", MQTT 5 "unsupported protocol version"
 
 
 def host_port(url: str) -> tuple[str, int]:
@@ -62,6 +68,10 @@ class MqttProtocolError(Exception):
     """The MQTT broker sent something this client does not accept (refused CONNECT, bad packet)."""
 
 
+class _VersionRefused(MqttProtocolError):
+    """The MQTT broker refused MQTT 5: retry with 3.1.1."""
+
+
 class MqttTransport:
     def __init__(self, url: str, client_id: str, routes: list[tuple[Family, Route]],
                  submit: Callable[[Inbound], None]) -> None:
@@ -77,6 +87,7 @@ class MqttTransport:
         self._last_send = 0.0
         self._acks = bytearray()
         self._ack_lock = threading.Lock()
+        self.version = MQTT5
         self._thread = threading.Thread(target=self._run, name="iota-mqtt", daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -107,6 +118,10 @@ class MqttTransport:
             try:
                 self._session()
                 delay = 0.2
+            except _VersionRefused:
+                log.info("MQTT %s does not speak MQTT 5; using MQTT 3.1.1", self.url)
+                self.version = MQTT311
+                delay = 0.0
             except (OSError, MqttProtocolError) as exc:
                 if self._stop.is_set():
                     break
@@ -118,7 +133,7 @@ class MqttTransport:
                         self._sock.close()
                     self._sock = None
             self._stop.wait(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(max(delay * 2, 0.2), 5.0)
 
     # -- the session ----------------------------------------------------------------------------------------
     def _session(self) -> None:
@@ -126,18 +141,30 @@ class MqttTransport:
         sock = socket.create_connection((host, port), timeout=10)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
-        props = bytes([0x11]) + struct.pack("!I", SESSION_EXPIRY) + bytes([0x21]) + struct.pack("!H", RECEIVE_MAXIMUM)
-        variable = _string("MQTT") + bytes([5, 0x00]) + struct.pack("!H", KEEPALIVE) + _varint(len(props)) + props
+        v5 = self.version == MQTT5
+        variable = _string("MQTT") + bytes([self.version, 0x00]) + struct.pack("!H", KEEPALIVE)
+        if v5:
+            props = (bytes([0x11]) + struct.pack("!I", SESSION_EXPIRY)
+                     + bytes([0x21]) + struct.pack("!H", RECEIVE_MAXIMUM))
+            variable += _varint(len(props)) + props
         self._send(_packet(0x10, variable + _string(self.client_id)))
         reader = _Reader(sock)
-        first, body = reader.packet(self._stop)
+        try:
+            first, body = reader.packet(self._stop)
+        except OSError as exc:
+            if v5 and not self._stop.is_set():  # some 3.1.1-only brokers just close the connection
+                raise _VersionRefused() from exc
+            raise
         sock.settimeout(1.0)
         if first >> 4 != 2 or len(body) < 2 or body[1] != 0:
+            if v5 and len(body) > 1 and body[1] in _VERSION_REFUSED:
+                raise _VersionRefused()
             raise MqttProtocolError(f"CONNECT refused (reason {body[1] if len(body) > 1 else '?'})")
         filters = self.filters()
         if filters:
             payload = b"".join(_string(f) + bytes([0x01]) for f in filters)  # QoS 1, no options
-            self._send(_packet(0x82, struct.pack("!H", self._packet_id()) + b"\x00" + payload))
+            properties = b"\x00" if v5 else b""
+            self._send(_packet(0x82, struct.pack("!H", self._packet_id()) + properties + payload))
         else:
             self.connected.set()
         log.info("MQTT connected to %s (session %s); subscribing to %s", self.url,
@@ -153,8 +180,10 @@ class MqttTransport:
             if kind == 3:
                 self._on_publish(first, body)
             elif kind == 9:
-                props_len, pos = _read_varint(body, 2)
-                codes = body[pos + props_len:]
+                codes = body[2:]
+                if v5:
+                    props_len, pos = _read_varint(body, 2)
+                    codes = body[pos + props_len:]
                 if any(code >= 0x80 for code in codes):
                     raise MqttProtocolError(f"SUBSCRIBE refused: {codes.hex()}")
                 self.connected.set()  # subscribed: nothing published to our topics is missed from now on
@@ -171,8 +200,10 @@ class MqttTransport:
         if qos:
             packet_id = struct.unpack_from("!H", body, pos)[0]
             pos += 2
-        props_len, pos = _read_varint(body, pos)
-        payload = body[pos + props_len:]
+        if self.version == MQTT5:
+            props_len, pos = _read_varint(body, pos)
+            pos += props_len
+        payload = body[pos:]
         for family, route in self.routes:
             params = route.match(topic)
             if params is None:
@@ -219,7 +250,8 @@ class MqttTransport:
 
     def publish(self, topic: str, payload: bytes) -> None:
         """QoS 1 publication (commands); raises OSError when the MQTT broker is not connected."""
-        body = _string(topic) + struct.pack("!H", self._packet_id()) + b"\x00" + payload
+        properties = b"\x00" if self.version == MQTT5 else b""
+        body = _string(topic) + struct.pack("!H", self._packet_id()) + properties + payload
         self._send(_packet(0x32, body))
 
 

@@ -74,6 +74,9 @@ _FIXED_PACK: dict[int, Any] = {
 }
 _INTEGER_TAGS = frozenset({5, 6, 15, 16, 17, 18, 20, 21, 22, 13})
 _SIZED = {DATE_TIME: 12, DATE: 5, TIME: 4}
+_NULL_NODE: tuple[int, Any] = (NULL, None)
+FIXED_BY_TAG: list[tuple[int, Any] | None] = [_FIXED.get(tag) for tag in range(256)]
+"""``_FIXED`` indexed by tag (a list index is cheaper than a dict lookup in the per-element loops)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,25 +147,32 @@ def _decode(buf: bytes, pos: int, end: int, depth: int) -> tuple[Data, int]:
         items: list[Data] = []
         append = items.append
         depth += 1
-        fixed_get = _FIXED.get
+        fixed_by_tag = FIXED_BY_TAG
         for _ in range(count):
             # Scalars are decoded inline (no call per element): the common case in push lists.
             if pos >= end:
                 raise TruncatedError("A-XDR data tag", pos)
             child = buf[pos]
-            spec = fixed_get(child)
+            spec = fixed_by_tag[child]
             if spec is not None:
                 size, unpack = spec
                 if pos + 1 + size > end:
                     raise TruncatedError(f"{TYPE_NAMES[child]} value", pos + 1)
                 append((child, unpack(buf, pos + 1)[0]))
                 pos += 1 + size
+            elif child == NULL:
+                append(_NULL_NODE)  # unused phases in Kamstrup lists
+                pos += 1
             elif child == OCTET_STRING and pos + 1 < end and buf[pos + 1] < 0x80:
                 stop = pos + 2 + buf[pos + 1]
                 if stop > end:
                     raise TruncatedError(f"octet-string of {buf[pos + 1]} bytes", pos + 2)
                 append((OCTET_STRING, buf[pos + 2:stop]))
                 pos = stop
+            elif child == VISIBLE_STRING and pos + 1 < end and buf[pos + 1] < 0x80 \
+                    and pos + 2 + buf[pos + 1] <= end and (raw := buf[pos + 2:pos + 2 + buf[pos + 1]]).isascii():
+                append((VISIBLE_STRING, raw.decode("ascii")))  # list versions, meter ids (no recursion)
+                pos += 2 + len(raw)
             elif child == STRUCTURE and pos + 6 <= end and buf[pos + 1] == 2 and buf[pos + 2] == INTEGER \
                     and buf[pos + 4] == ENUM:
                 # COSEM scaler_unit {integer, enum}: the most common nested structure in pushes.

@@ -23,9 +23,13 @@ def corpus_dir() -> Path:
     return Path(__file__).resolve().parents[4] / "shared" / "corpus"
 
 
-def _rate(work: Callable[[], int], duration: float) -> tuple[float, float]:
-    """(per wall-clock second, per CPU second of this process): on a shared machine the second one is
-    the decoder's own cost, the first one also counts the time other processes held the CPU."""
+Rates = tuple[float, float, int, float, float]
+
+
+def _rate(work: Callable[[], int], duration: float) -> Rates:
+    """(per wall-clock second, per CPU second of this process, APDUs, wall s, CPU s): on a shared machine
+    the second one is the decoder's own cost, the first one also counts the time other processes held
+    the CPU."""
     work()  # warm-up (caches, AESGCM objects)
     done = 0
     start = time.perf_counter()
@@ -35,11 +39,19 @@ def _rate(work: Callable[[], int], duration: float) -> tuple[float, float]:
         done += work()
         elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu_start
-    return done / elapsed, done / cpu if cpu > 0 else 0.0
+    return done / elapsed, done / cpu if cpu > 0 else 0.0, done, elapsed, cpu
 
 
-def _figure(rates: tuple[float, float], what: str) -> dict[str, Any]:
-    return {"value": round(rates[0]), "unit": "APDU/s", "per_cpu_second": round(rates[1]), "what": what}
+def _figure(rates: Rates, what: str) -> dict[str, Any]:
+    return {"value": round(rates[0]), "unit": "APDU/s", "per_cpu_second": round(rates[1]), "apdus": rates[2],
+            "wall_s": round(rates[3], 3), "cpu_s": round(rates[4], 3), "what": what}
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # not available on this platform
+        return None
 
 
 def _reference_loop_ms() -> float:
@@ -87,6 +99,7 @@ def run_bench(duration: float = 2.0) -> dict[str, Any]:
             unprotect(parse_ciphered(apdu), key, key)
         return len(apdus)
 
+    load_before = _load_average()
     figures = {
         "han_apdus_per_s": _figure(_rate(han_round, duration),
                                    "decode_dlms on the 26 amshan HAN inputs (LLC PDUs and bare bodies): "
@@ -101,6 +114,7 @@ def run_bench(duration: float = 2.0) -> dict[str, Any]:
                                           "parse_ciphered + unprotect only (no APDU decode)"),
     }
     conditions = {"python": platform.python_version(), "reference_loop_ms": _reference_loop_ms(),
+                  "load_average_before": load_before, "load_average_after": _load_average(),
                   "machine": platform.machine(),
                   "cpus": os.cpu_count(), "duration_s": duration, "processes": 1, "han_inputs": len(han),
                   "ggc_inputs": len(ggc)}

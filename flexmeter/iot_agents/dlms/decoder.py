@@ -19,7 +19,7 @@ from .apdu import Apdu, EventNotification, decode_apdu
 from .axdr import Data, decode_data, decode_data_exact, to_json
 from .cosem_time import CosemDateTime
 from .errors import DecodeError, FramingError, TruncatedError
-from .onepass import self_describing_push
+from .onepass import one_pass_push
 from .profiles import ProfileRegistry, default_registry
 from .push import ObisValue, PushValues, convert, push_values
 from .security import CIPHERED_TAGS, CipheredApdu, ReplayGuard, parse_ciphered, unprotect
@@ -150,7 +150,7 @@ def _decode_plain(buf: bytes, msg: DlmsMessage, registry: ProfileRegistry | None
     if first == apdu_mod.DATA_NOTIFICATION:
         header = apdu_mod.data_notification_header(buf)
         reg = registry or default_registry()
-        found = self_describing_push(buf, header[3], reg)
+        found = one_pass_push(buf, header[3], reg)
         if found is None:
             body, end = decode_data(buf, header[3])
             apdu_mod.check_end(buf, end, "data-notification body")
@@ -171,7 +171,7 @@ def _decode_plain(buf: bytes, msg: DlmsMessage, registry: ProfileRegistry | None
         elif isinstance(msg.apdu, apdu_mod.GetResponse) and msg.apdu.results and msg.apdu.results[0].data:
             msg.body = msg.apdu.results[0].data
         return msg
-    found = self_describing_push(buf, 0, registry or default_registry())
+    found = one_pass_push(buf, 0, registry or default_registry())
     if found is not None:
         msg.body, msg.push = found
         msg.frames.append(_BODY_LAYER)

@@ -17,13 +17,56 @@ from __future__ import annotations
 
 import struct
 
-from .axdr import _FIXED, ARRAY, ENUM, INTEGER, NULL, OCTET_STRING, STRUCTURE, UTF8_STRING, VISIBLE_STRING, Data
+from .axdr import (
+    _FIXED,
+    _NULL_NODE,
+    ARRAY,
+    ENUM,
+    FIXED_BY_TAG,
+    INTEGER,
+    NULL,
+    OCTET_STRING,
+    STRUCTURE,
+    UTF8_STRING,
+    VISIBLE_STRING,
+    Data,
+)
 from .errors import DecodeError
-from .obis import _OBIS_CACHE, UNITS, obis_from_bytes
+from .obis import UNITS, obis_from_bytes
 from .profiles import ProfileRegistry
-from .push import _INTS, _LIST_VERSION_CDE, MAKERS, ObisValue, PushValues, _string, convert, finish_self_describing
+from .push import (
+    _INTS,
+    _LIST_VERSION_CDE,
+    MAKERS,
+    ObisValue,
+    PushValues,
+    _string,
+    convert,
+    finish_self_describing,
+    flat_layout,
+    list_values,
+)
 
 _FAILED = (IndexError, struct.error, UnicodeDecodeError, DecodeError)
+
+# Immutable leaves shared between trees (fewer allocations, less garbage-collector work per push).
+_INTEGERS = {s: (INTEGER, s) for s in range(-128, 128)}
+_ENUMS = {u: (ENUM, u) for u in range(256)}
+_OBIS_NODES: dict[bytes, tuple[str, Data]] = {}
+
+
+def _obis_node(raw: bytes) -> tuple[str, Data]:
+    found = (obis_from_bytes(raw), (OCTET_STRING, raw))
+    if len(_OBIS_NODES) < 65536:
+        _OBIS_NODES[raw] = found
+    return found
+
+
+def one_pass_push(buf: bytes, pos: int, registry: ProfileRegistry) -> tuple[Data, PushValues] | None:
+    """The tree and values of a push body filling ``buf[pos:]`` by the path its shape takes, or ``None``."""
+    if pos + 2 < len(buf) and buf[pos + 2] == STRUCTURE:
+        return self_describing_push(buf, pos, registry)
+    return flat_push(buf, pos, registry)
 
 
 def self_describing_push(buf: bytes, pos: int, registry: ProfileRegistry) -> tuple[Data, PushValues] | None:
@@ -46,7 +89,7 @@ def _parse(buf: bytes, pos: int, registry: ProfileRegistry) -> tuple[Data, PushV
     deferred: list[tuple[str, Data]] = []
     items: list[Data] = []
     append = items.append
-    cached = _OBIS_CACHE.get
+    obis_nodes_get = _OBIS_NODES.get
     fixed_get = _FIXED.get
     units_get = UNITS.get
     makers = MAKERS
@@ -56,7 +99,10 @@ def _parse(buf: bytes, pos: int, registry: ProfileRegistry) -> tuple[Data, PushV
         if buf[p] != STRUCTURE or buf[p + 2] != OCTET_STRING or buf[p + 3] != 6 or not 2 <= fields <= 3:
             return None
         raw_obis = buf[p + 4:p + 10]
-        obis = cached(raw_obis) or obis_from_bytes(raw_obis)
+        known = obis_nodes_get(raw_obis)
+        if known is None:
+            known = _obis_node(raw_obis)
+        obis, obis_node = known
         vtag = buf[p + 10]
         p += 11
         spec = fixed_get(vtag)
@@ -87,15 +133,14 @@ def _parse(buf: bytes, pos: int, registry: ProfileRegistry) -> tuple[Data, PushV
                 scaler -= 256
             unit_code = buf[p + 5]
             p += 6
-            append((STRUCTURE, [(OCTET_STRING, raw_obis), node,
-                                (STRUCTURE, [(INTEGER, scaler), (ENUM, unit_code)])]))
+            append((STRUCTURE, [obis_node, node, (STRUCTURE, [_INTEGERS[scaler], _ENUMS[unit_code]])]))
             unit = units_get(unit_code)
             if vtag in ints:
                 values[obis] = ObisValue(obis, makers[scaler](raw), unit, scaler, raw)
             else:
                 values[obis] = convert(obis, node, scaler, unit)
         else:
-            append((STRUCTURE, [(OCTET_STRING, raw_obis), node]))
+            append((STRUCTURE, [obis_node, node]))
             if _LIST_VERSION_CDE in obis and result.list_version is None:
                 result.list_version = _string(node)
             values[obis] = None  # type: ignore[assignment]  # keeps the frame's order; set below
@@ -104,3 +149,49 @@ def _parse(buf: bytes, pos: int, registry: ProfileRegistry) -> tuple[Data, PushV
         return None
     finish_self_describing(result, deferred, registry)
     return (tag, items), result
+
+
+def flat_push(buf: bytes, pos: int, registry: ProfileRegistry) -> tuple[Data, PushValues] | None:
+    """The tree and values of a structure of scalars (the interleaved and positional lists: Kamstrup,
+    Kaifa) filling ``buf[pos:]``, or ``None`` (general path)."""
+    try:
+        items = _flat(buf, pos)
+    except _FAILED:
+        return None
+    if items is None:
+        return None
+    try:
+        return (STRUCTURE, items), list_values(flat_layout(items), items, registry)
+    except DecodeError:
+        return None
+
+
+def _flat(buf: bytes, pos: int) -> list[Data] | None:
+    count = buf[pos + 1]
+    if buf[pos] != STRUCTURE or not 0 < count < 0x80:
+        return None
+    p = pos + 2
+    items: list[Data] = []
+    append = items.append
+    fixed_by_tag = FIXED_BY_TAG
+    for _ in range(count):
+        tag = buf[p]
+        spec = fixed_by_tag[tag]
+        if spec is not None:
+            size, unpack = spec
+            append((tag, unpack(buf, p + 1)[0]))
+            p += 1 + size
+        elif tag in (OCTET_STRING, VISIBLE_STRING):
+            length = buf[p + 1]
+            if length >= 0x80:
+                return None
+            stop = p + 2 + length
+            raw = buf[p + 2:stop]
+            append((OCTET_STRING, raw) if tag == OCTET_STRING else (VISIBLE_STRING, raw.decode("ascii")))
+            p = stop
+        elif tag == NULL:
+            append(_NULL_NODE)
+            p += 1
+        else:
+            return None
+    return items if p == len(buf) else None

@@ -32,8 +32,8 @@ from .axdr import (
     Data,
 )
 from .cosem_time import CosemDateTime
-from .errors import ProfileError
-from .obis import _OBIS_CACHE, UNITS, obis_from_bytes
+from .errors import InvalidValueError, ProfileError
+from .obis import _OBIS_CACHE, UNITS, obis_from_bytes, obis_to_bytes
 from .profiles import ListProfile, ProfileRegistry, default_registry
 
 _INTS = frozenset({5, 6, 13, 15, 16, 17, 18, 20, 21, 22})
@@ -161,20 +161,24 @@ def layout_of(body: Data) -> str:
             break
     else:
         return "self_describing"
-    if tag == STRUCTURE:
-        start = 1 if _string(items[0]) is not None else 0
-        n = len(items) - start
-        if n and not n % 2:
-            seen = False
-            for i in range(start, len(items), 2):
-                t, v = items[i]
-                if t == OCTET_STRING and len(v) == 6:
-                    seen = True
-                elif not (t == NULL and items[i + 1][0] == NULL):
-                    break
-            else:
-                if seen:
-                    return "interleaved"
+    return flat_layout(items) if tag == STRUCTURE else "positional"
+
+
+def flat_layout(items: list[Data]) -> str:
+    """``interleaved`` or ``positional``, for a structure that is not a self-describing list."""
+    start = 1 if _string(items[0]) is not None else 0
+    n = len(items) - start
+    if n and not n % 2:
+        seen = False
+        for i in range(start, len(items), 2):
+            t, v = items[i]
+            if t == OCTET_STRING and len(v) == 6:
+                seen = True
+            elif not (t == NULL and items[i + 1][0] == NULL):
+                break
+        else:
+            if seen:
+                return "interleaved"
     return "positional"
 
 
@@ -222,6 +226,29 @@ def units_plan(profile: ListProfile) -> dict[str, Entry]:
     return found[1]
 
 
+RawEntry = tuple[str, int, str | None, Make]
+_RAW_PLANS: dict[int, tuple[ListProfile, dict[bytes, RawEntry]]] = {}
+
+
+def raw_plan(profile: ListProfile) -> dict[bytes, RawEntry]:
+    """OBIS bytes → (OBIS text, scaler, unit, maker): the interleaved lists' one lookup per value. Only
+    profile keys that are the canonical text of 6 bytes can match (as with the text lookup)."""
+    found = _RAW_PLANS.get(id(profile))
+    if found is None or found[0] is not profile:
+        plan: dict[bytes, RawEntry] = {}
+        for obis, (scaler, unit, make) in units_plan(profile).items():
+            try:
+                raw = obis_to_bytes(obis)
+            except InvalidValueError:
+                continue
+            if obis_from_bytes(raw) == obis:
+                plan[raw] = (obis, scaler, unit, make)
+        if len(_RAW_PLANS) >= 1024:
+            _RAW_PLANS.clear()
+        found = _RAW_PLANS[id(profile)] = (profile, plan)
+    return found[1]
+
+
 def _positions(profile: ListProfile, count: int, versioned: bool) -> tuple[tuple[str, Entry], ...] | None:
     key = (id(profile), count, versioned)
     found = _POSITIONS.get(key)
@@ -257,7 +284,6 @@ def push_values(body: Data, registry: ProfileRegistry | None = None) -> PushValu
     items = body[1] if layout != "single" else [body]
     result = PushValues(layout)
     values = result.values
-    profile: ListProfile | None
     if layout == "self_describing":
         # One pass: elements carrying their scaler_unit are final at once; the others wait for the profile
         # (their slot is reserved so the values keep the frame's order).
@@ -287,6 +313,14 @@ def push_values(body: Data, registry: ProfileRegistry | None = None) -> PushValu
             deferred.append((obis, node))
         finish_self_describing(result, deferred, reg)
         return result
+    return list_values(layout, items, reg)
+
+
+def list_values(layout: str, items: list[Data], reg: ProfileRegistry) -> PushValues:
+    """Values of an ``interleaved``, ``positional`` or ``single`` list (scalers from the profile)."""
+    result = PushValues(layout)
+    values = result.values
+    profile: ListProfile | None
     if layout == "interleaved":
         start = 0
         first = _string(items[0])
@@ -298,17 +332,23 @@ def push_values(body: Data, registry: ProfileRegistry | None = None) -> PushValu
             if _LIST_VERSION_CDE in obis0:
                 result.list_version = _string(items[1])
         profile = reg.by_version(result.list_version) or reg.by_layout(layout)
-        plan_get = units_plan(profile).get if profile is not None else _NO_PLAN.get
+        raw_get = raw_plan(profile).get if profile is not None else _NO_RAW_PLAN.get
         cached = _OBIS_CACHE.get
         ints = _INTS
         for (key_tag, raw_obis), node in zip(items[start::2], items[start + 1::2], strict=True):
             if key_tag == NULL:
                 continue
-            obis = cached(raw_obis) or obis_from_bytes(raw_obis)
-            scaler, unit, make = plan_get(obis, _NO_ENTRY)
+            entry = raw_get(raw_obis)
+            if entry is None:
+                obis = cached(raw_obis) or obis_from_bytes(raw_obis)
+                scaler, unit, make = _NO_ENTRY
+            else:
+                obis, scaler, unit, make = entry
             tag, raw = node
             if tag in ints:
                 values[obis] = ObisValue(obis, make(raw), unit, scaler, raw)
+            elif tag == VISIBLE_STRING:
+                values[obis] = ObisValue(obis, raw, None, 0, raw)
             else:
                 values[obis] = convert(obis, node, scaler, unit)
     elif layout == "positional":
@@ -333,6 +373,8 @@ def push_values(body: Data, registry: ProfileRegistry | None = None) -> PushValu
                 tag, raw = node
                 if tag in ints:
                     values[obis] = ObisValue(obis, make(raw), unit, scaler, raw)
+                elif tag == VISIBLE_STRING:
+                    values[obis] = ObisValue(obis, raw, None, 0, raw)
                 else:
                     values[obis] = convert(obis, node, scaler, unit)
     else:
@@ -344,3 +386,4 @@ def push_values(body: Data, registry: ProfileRegistry | None = None) -> PushValu
 
 
 _NO_PLAN: dict[str, Entry] = {}
+_NO_RAW_PLAN: dict[bytes, RawEntry] = {}

@@ -239,8 +239,11 @@ class Store(ABC):
         """The type's table with a column for every attribute these rows carry (DDL only when new)."""
         info = self._tables.get((service, entity_type.lower()))
         if info is not None:
-            names = {column_name(a) for a in {a for r in rows for a in r.attrs}}
-            if all(n in info.columns or n in RESERVED for n in names):
+            seen: set[str] = set()
+            for row in rows:
+                seen.update(row.attrs)
+            columns = info.columns
+            if all((name := column_name(a)) in columns or name in RESERVED for a in seen):
                 return info
         with self._schema_lock:
             info = self._table(service, entity_type)
