@@ -71,6 +71,9 @@ class Broker:
                                              "HTTP requests served by the broker, by method and status.")
         self.updates = self.metrics.counter("flexmeter_broker_entity_changes_total",
                                             "Committed entity changes, by alteration type.")
+        self._request_counts: dict[tuple[str, str], int] = {}
+        self._request_lock = threading.Lock()
+        self.metrics.on_collect(self._collect_requests)
         self.engine = SubscriptionEngine(self.db_path, self.metrics, notify_batch)
         self.store = Store(self.db_path, listener=self._on_changes)
         self.forwarder = registrations.Forwarder(self.metrics)
@@ -79,10 +82,24 @@ class Broker:
         self._purger = threading.Thread(target=self._purge_loop, name="broker-ttl", daemon=True)
 
     def _on_changes(self, changes: list[EntityChange]) -> None:
-        counts = collections.Counter(change.alteration for change in changes)
-        for alteration, count in counts.items():
-            self.updates.inc(count, alteration=alteration)
+        if len(changes) == 1:
+            self.updates.inc(1, alteration=changes[0].alteration)
+        else:
+            for alteration, count in collections.Counter(change.alteration for change in changes).items():
+                self.updates.inc(count, alteration=alteration)
         self.engine.on_changes(changes)
+
+    def _count_request(self, method: str, status: str) -> None:
+        """Count a request in a plain dict; folded into the metric when it is rendered (cheaper)."""
+        key = (method, status)
+        with self._request_lock:
+            self._request_counts[key] = self._request_counts.get(key, 0) + 1
+
+    def _collect_requests(self) -> None:
+        with self._request_lock:
+            counts = list(self._request_counts.items())
+        for (method, status), count in counts:
+            self.requests.set(count, method=method, status=status)
 
     def start(self) -> None:
         self.engine.start()
@@ -133,7 +150,7 @@ class Broker:
 
         Cheaper than Flask's before/after hooks on the hot paths (single PATCH, batch updates).
         """
-        requests_metric = self.requests
+        count_request = self._count_request
 
         def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
             correlator = environ.get("HTTP_FIWARE_CORRELATOR")
@@ -156,7 +173,7 @@ class Broker:
                 start(f"{error.status} {HTTPStatus(error.status).phrase}",
                       [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
                 result = [body]
-            requests_metric.inc(method=method, status=seen[0] if seen else "000")
+            count_request(method, seen[0] if seen else "000")
             return result
 
         return wsgi

@@ -23,12 +23,15 @@ def mqtt_broker_command(
 def up_command(
     data_dir: Path = typer.Option(None, help="Where the components keep their data (FLEXMETER_DATA_DIR)."),
     with_simulator: bool = typer.Option(True, help="Start the Turin and Malmö pilot simulators."),
+    speed: float = typer.Option(1.0, help="Simulated seconds per wall second for the pilot simulators."),
 ) -> None:
     """Run the whole embedded stack as child processes until Ctrl-C."""
     from flexmeter.stack.up import run_stack
 
     settings = get_settings()
-    raise typer.Exit(run_stack(settings, data_dir or settings.data_dir, with_simulator=with_simulator))
+    directory = data_dir or settings.data_dir
+    raise typer.Exit(run_stack(settings, directory, with_simulator=with_simulator,
+                               simulate_args=["--speed", str(speed), "--truth", str(directory / "truth.json")]))
 
 
 def mqtt_host_port(url: str) -> tuple[str, int]:

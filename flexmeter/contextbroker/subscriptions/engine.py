@@ -150,7 +150,7 @@ class SubscriptionEngine:
         self._stop.clear()
         # The workers are I/O bound: with the default 5 ms GIL switch interval each response they
         # wait for costs up to 5 ms behind CPU-bound request threads, capping a subscription's rate.
-        if sys.getswitchinterval() > 0.001 and not os.environ.get("XX_NOSWITCH"):
+        if sys.getswitchinterval() > 0.001:
             sys.setswitchinterval(0.001)
         self.dispatcher.start()
         if self._flusher is None:

@@ -89,7 +89,8 @@ class AmqpTransport:
         log.info("AMQP consuming %s", ", ".join(sorted(queues)))
         while not self._stop.is_set():
             connection.process_data_events(time_limit=0.5)
-        connection.close()
+        if connection.is_open:
+            connection.close()
 
     def _on_message(self, channel: object, connection: pika.BlockingConnection,
                     queue: str) -> Callable[..., None]:
