@@ -21,7 +21,7 @@ from flexmeter.iot_agents.dlms.axdr import decode_data_exact, encode_data
 from flexmeter.iot_agents.dlms.cosem_time import CosemDateTime
 from flexmeter.iot_agents.dlms.decoder import Keys, decode_dlms
 from flexmeter.iot_agents.dlms.errors import DecodeError
-from flexmeter.iot_agents.dlms.onepass import self_describing_push
+from flexmeter.iot_agents.dlms.onepass import flat_push, self_describing_push
 from flexmeter.iot_agents.dlms.profiles import default_registry
 from flexmeter.iot_agents.dlms.push import MAKERS, ObisValue, PushValues, _number, push_values
 
@@ -182,3 +182,60 @@ def test_mutated_self_describing_lists_take_the_general_path_or_agree(body: byte
         else:
             buf[at:at] = data.draw(st.binary(min_size=1, max_size=4))
     _same_as_general(bytes(buf))
+
+
+# -- generated interleaved and positional lists (structures of scalars) -------------------------------
+_VERSIONS = st.sampled_from([(10, "Kamstrup_V0001"), (9, b"KFM_001"), (10, "KFM_001"), (10, "other")])
+_SCALAR = value_node().filter(lambda node: node[0] not in (3, 12) and not (node[0] == 9 and len(node[1]) > 127))
+
+
+@st.composite
+def flat_list(draw: st.DrawFn) -> bytes:
+    items: list[axdr.Data] = []
+    shape = draw(st.sampled_from(["interleaved", "interleaved", "positional", "raw"]))
+    if draw(st.booleans()):
+        items.append(draw(_VERSIONS))
+    if shape == "interleaved":
+        for _ in range(draw(st.integers(1, 10))):
+            items += [(0, None), (0, None)] if draw(st.integers(0, 5)) == 0 else [(9, draw(_OBIS)), draw(_SCALAR)]
+    elif shape == "positional":
+        items += [(6, draw(st.integers(0, 2 ** 32 - 1))) for _ in range(draw(st.sampled_from([0, 1, 8, 12, 13, 17])))]
+    else:
+        items += draw(st.lists(_SCALAR, min_size=0 if items else 1, max_size=14))
+    return encode_data((2, items))
+
+
+@given(flat_list())
+@PROPS
+def test_generated_flat_lists_equal_the_tree_path(body: bytes) -> None:
+    found = flat_push(body, 0, default_registry())
+    try:
+        tree, push = general(body)
+    except DecodeError:
+        assert found is None
+        return
+    assert found is not None, "structures of short scalars take the one-pass path"
+    assert found[0] == tree and exact_push(found[1]) == exact_push(push)
+
+
+@given(flat_list(), st.data())
+@PROPS
+def test_mutated_flat_lists_take_the_general_path_or_agree(body: bytes, data: st.DataObject) -> None:
+    buf = bytearray(body)
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(buf) - 1))
+        op = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        if op == "flip":
+            buf[at] ^= data.draw(st.integers(1, 255))
+        elif op == "cut":
+            del buf[max(at, 1):]
+        else:
+            buf[at:at] = data.draw(st.binary(min_size=1, max_size=4))
+    found = flat_push(bytes(buf), 0, default_registry())
+    try:
+        tree, push = general(bytes(buf))
+    except DecodeError:
+        assert found is None, "the one-pass path accepted what the general path rejects"
+        return
+    if found is not None:
+        assert found[0] == tree and exact_push(found[1]) == exact_push(push)
