@@ -28,8 +28,11 @@ class _Stop(SystemExit):
     """
 
 
-def ready_line(host: str, port: int) -> str:
-    return f"ready on http://{host}:{port}"
+def announce_ready(url: str) -> None:
+    """Print ``ready on URL`` in ONE write: ``print`` writes the text and its newline separately, and a log
+    line on a merged stderr could land between them and corrupt the URL a supervisor reads."""
+    sys.stdout.write(f"ready on {url}\n")
+    sys.stdout.flush()
 
 
 def serve(
@@ -63,7 +66,7 @@ def serve(
         raise _Stop()
 
     previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    print(ready_line(host, effective_port), flush=True)
+    announce_ready(f"http://{host}:{effective_port}")
     try:
         server.run()
     except _Stop:

@@ -119,8 +119,25 @@ class _Broker:
                 out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
         return out
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU the broker process has used (Linux ``/proc``; None elsewhere)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         _stop_process(self.proc)
+
+
+def _cpu_figure(name: str, broker: _Broker, cpu_before: float | None, units: int, what: str) -> dict[str, Any]:
+    """The broker's CPU per unit of work: unlike the rates, barely affected by the machine's other load."""
+    cpu_after = broker.cpu_seconds()
+    if cpu_before is None or cpu_after is None or not units:
+        return {}
+    return {name: {"value": round((cpu_after - cpu_before) / units * 1e6, 1), "unit": f"us broker CPU per {what}"}}
 
 
 def _entities(start: int, count: int, ts: float | None = None) -> list[dict[str, Any]]:
@@ -245,13 +262,17 @@ def run_bench(duration: float = 3.0, *, client_threads: int = 4, notify_batch: i
                     return 1
 
                 say("single-entity PATCH/s")
+                cpu = broker.cpu_seconds()
                 done, secs = _run_threads(client_threads, duration, broker.url, patch)
                 figures["patch_per_s"] = {"value": round(done / secs, 1), "unit": "requests/s"}
+                figures.update(_cpu_figure("patch_cpu", broker, cpu, done, "PATCH"))
 
                 say("batch updates, 0 subscriptions")
+                cpu = broker.cpu_seconds()
                 done, secs = _run_threads(client_threads, duration, broker.url, _batch_work())
                 figures["batch_entities_per_s_0_subs"] = {"value": round(done / secs, 1),
                                                           "unit": "entities/s"}
+                figures.update(_cpu_figure("batch_cpu_0_subs", broker, cpu, done, "entity updated"))
 
                 _subscribe(broker.url, receiver.url, 1)
                 figures.update(_measure_notified(broker, receiver, duration, client_threads, 1,
@@ -298,6 +319,7 @@ def _measure_notified(broker: _Broker, receiver: _Receiver, duration: float, thr
     say(f"batch updates, {label}")
     before_n, before_e = receiver.counts()
     m0 = broker.metrics()
+    cpu = broker.cpu_seconds()
     started = time.monotonic()
     updates, secs = _run_threads(threads, duration, broker.url, _batch_work())
     expected = updates * subs
@@ -324,6 +346,8 @@ def _measure_notified(broker: _Broker, receiver: _Receiver, duration: float, thr
         "flexmeter_broker_notifications_failed_total", 0)
     delivered_entities = after_e - before_e
     return {
+        **_cpu_figure(f"batch_cpu_{label}", broker, cpu, updates,
+                      "entity updated, its notifications included (until all delivered)"),
         f"batch_entities_per_s_{label}": {"value": round(updates / secs, 1), "unit": "entities/s"},
         f"notifications_per_s_{label}": {"value": round((after_n - before_n) / all_done, 1),
                                          "unit": "notifications/s (until all delivered)"},

@@ -26,6 +26,8 @@ from typing import Any
 
 import orjson
 
+from flexmeter.serving import announce_ready
+
 _NO_CONTENT = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
 _MAX_HEAD = 64 * 1024
 
@@ -136,7 +138,7 @@ def _serve_asyncio(host: str, port: int, counter: Counter) -> None:
         stopped = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopped.set)
-        print(f"ready on http://{host}:{server.sockets[0].getsockname()[1]}", flush=True)
+        announce_ready(f"http://{host}:{server.sockets[0].getsockname()[1]}")
         await stopped.wait()
         server.close()
 

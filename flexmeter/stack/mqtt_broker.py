@@ -11,6 +11,8 @@ import logging
 import signal
 from typing import Any
 
+from flexmeter.serving import announce_ready
+
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +30,7 @@ async def _run(host: str, port: int) -> None:
 
     broker = Broker(broker_config(host, port))
     await broker.start()
-    print(f"ready on mqtt://{host}:{port}", flush=True)
+    announce_ready(f"mqtt://{host}:{port}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -43,8 +43,7 @@ from .push import (
     _string,
     convert,
     finish_self_describing,
-    flat_layout,
-    list_values,
+    flat_values,
 )
 
 _FAILED = (IndexError, struct.error, UnicodeDecodeError, DecodeError)
@@ -64,7 +63,9 @@ def _obis_node(raw: bytes) -> tuple[str, Data]:
 
 def one_pass_push(buf: bytes, pos: int, registry: ProfileRegistry) -> tuple[Data, PushValues] | None:
     """The tree and values of a push body filling ``buf[pos:]`` by the path its shape takes, or ``None``."""
-    if pos + 2 < len(buf) and buf[pos + 2] == STRUCTURE:
+    if pos + 2 >= len(buf) or (buf[pos] != STRUCTURE and buf[pos] != ARRAY):
+        return None  # a scalar body (e.g. the GGC pushes' octet string): the general path
+    if buf[pos + 2] == STRUCTURE:
         return self_describing_push(buf, pos, registry)
     return flat_push(buf, pos, registry)
 
@@ -161,7 +162,7 @@ def flat_push(buf: bytes, pos: int, registry: ProfileRegistry) -> tuple[Data, Pu
     if items is None:
         return None
     try:
-        return (STRUCTURE, items), list_values(flat_layout(items), items, registry)
+        return (STRUCTURE, items), flat_values(items, registry)
     except DecodeError:
         return None
 

@@ -316,42 +316,74 @@ def push_values(body: Data, registry: ProfileRegistry | None = None) -> PushValu
     return list_values(layout, items, reg)
 
 
+def flat_values(items: list[Data], reg: ProfileRegistry) -> PushValues:
+    """Values of a non-empty structure that is not a self-describing list: :func:`layout_of`'s interleaved
+    test made while the pairs are converted (one loop), else the positional list."""
+    first = _string(items[0])
+    start = 0 if first is None else 1
+    n = len(items) - start
+    if n and not n % 2:
+        found = _interleaved(items, start, first, reg)
+        if found is not None:
+            return found
+    return list_values("positional", items, reg)
+
+
+def _interleaved(items: list[Data], start: int, first: str | None, reg: ProfileRegistry) -> PushValues | None:
+    """``[version,] OBIS, value, …`` values, or ``None`` when a key is neither an OBIS code nor a null/null
+    pair or no key is an OBIS code (then the list is positional)."""
+    result = PushValues("interleaved")
+    values = result.values
+    if first is not None:
+        result.list_version = first
+    else:  # the version may be the first pair's value (x-x:0.2.129.255), as Kaifa sends it
+        obis0 = obis_from_bytes(items[0][1]) if items[0][0] == OCTET_STRING else ""
+        if _LIST_VERSION_CDE in obis0:
+            result.list_version = _string(items[1])
+    profile = reg.by_version(result.list_version) or reg.by_layout("interleaved")
+    raw_get = raw_plan(profile).get if profile is not None else _NO_RAW_PLAN.get
+    cached = _OBIS_CACHE.get
+    ints = _INTS
+    seen = False
+    for (key_tag, raw_obis), node in zip(items[start::2], items[start + 1::2], strict=True):
+        if key_tag != OCTET_STRING or len(raw_obis) != 6:
+            if key_tag == NULL and node[0] == NULL:
+                continue
+            return None
+        seen = True
+        entry = raw_get(raw_obis)
+        if entry is None:
+            obis = cached(raw_obis) or obis_from_bytes(raw_obis)
+            scaler, unit, make = _NO_ENTRY
+        else:
+            obis, scaler, unit, make = entry
+        tag, raw = node
+        if tag in ints:
+            values[obis] = ObisValue(obis, make(raw), unit, scaler, raw)
+        elif tag == VISIBLE_STRING:
+            values[obis] = ObisValue(obis, raw, None, 0, raw)
+        else:
+            values[obis] = convert(obis, node, scaler, unit)
+    if not seen:
+        return None
+    if profile is not None:
+        result.profile = profile.name
+        result.manufacturer = profile.manufacturer
+    return result
+
+
 def list_values(layout: str, items: list[Data], reg: ProfileRegistry) -> PushValues:
     """Values of an ``interleaved``, ``positional`` or ``single`` list (scalers from the profile)."""
     result = PushValues(layout)
     values = result.values
     profile: ListProfile | None
     if layout == "interleaved":
-        start = 0
         first = _string(items[0])
-        if first is not None:
-            result.list_version = first
-            start = 1
-        else:  # the version may be the first pair's value (x-x:0.2.129.255), as Kaifa sends it
-            obis0 = obis_from_bytes(items[0][1]) if items[0][0] == OCTET_STRING else ""
-            if _LIST_VERSION_CDE in obis0:
-                result.list_version = _string(items[1])
-        profile = reg.by_version(result.list_version) or reg.by_layout(layout)
-        raw_get = raw_plan(profile).get if profile is not None else _NO_RAW_PLAN.get
-        cached = _OBIS_CACHE.get
-        ints = _INTS
-        for (key_tag, raw_obis), node in zip(items[start::2], items[start + 1::2], strict=True):
-            if key_tag == NULL:
-                continue
-            entry = raw_get(raw_obis)
-            if entry is None:
-                obis = cached(raw_obis) or obis_from_bytes(raw_obis)
-                scaler, unit, make = _NO_ENTRY
-            else:
-                obis, scaler, unit, make = entry
-            tag, raw = node
-            if tag in ints:
-                values[obis] = ObisValue(obis, make(raw), unit, scaler, raw)
-            elif tag == VISIBLE_STRING:
-                values[obis] = ObisValue(obis, raw, None, 0, raw)
-            else:
-                values[obis] = convert(obis, node, scaler, unit)
-    elif layout == "positional":
+        found = _interleaved(items, 0 if first is None else 1, first, reg)
+        if found is not None:  # (always, as layout_of checked the keys)
+            return found
+        layout = result.layout = "positional"
+    if layout == "positional":
         count = len(items)
         version = _string(items[0])
         profile = reg.by_version(version)
