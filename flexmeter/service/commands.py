@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -53,17 +52,11 @@ def bench_service_command(
     clients: int = typer.Option(2, "--clients", help="Concurrent notifying connections."),
 ) -> None:
     """Entity updates/s the service processes with every analytic on (notifications over HTTP)."""
+    from flexmeter.bench_output import print_report
     from flexmeter.service.bench import run_bench
 
-    report = run_bench(duration=duration, meters=meters, batch=batch, clients=clients, progress=not as_json)
-    if as_json:
-        print(json.dumps(report))
-    else:
-        for key, value in report["conditions"].items():
-            print(f"  {key}: {value}")
-        for name, figure in report["figures"].items():
-            target = f"  (target {figure['target']})" if "target" in figure else ""
-            print(f"{name}: {figure['value']} {figure['unit']}{target}")
+    print_report(run_bench(duration=duration, meters=meters, batch=batch, clients=clients, progress=not as_json),
+                 as_json)
 
 
 def register(groups: dict[str, typer.Typer]) -> None:

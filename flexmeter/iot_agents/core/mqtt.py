@@ -46,7 +46,7 @@ def host_port(url: str) -> tuple[str, int]:
     return parsed.hostname or "127.0.0.1", parsed.port or 1883
 
 
-def _varint(n: int) -> bytes:
+def encode_varint(n: int) -> bytes:
     out = bytearray()
     while True:
         byte, n = n % 128, n // 128
@@ -55,13 +55,13 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _string(text: str) -> bytes:
+def encode_string(text: str) -> bytes:
     raw = text.encode()
     return struct.pack("!H", len(raw)) + raw
 
 
 def _packet(first: int, body: bytes) -> bytes:
-    return bytes([first]) + _varint(len(body)) + body
+    return bytes([first]) + encode_varint(len(body)) + body
 
 
 class MqttProtocolError(Exception):
@@ -142,12 +142,12 @@ class MqttTransport:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
         v5 = self.version == MQTT5
-        variable = _string("MQTT") + bytes([self.version, 0x00]) + struct.pack("!H", KEEPALIVE)
+        variable = encode_string("MQTT") + bytes([self.version, 0x00]) + struct.pack("!H", KEEPALIVE)
         if v5:
             props = (bytes([0x11]) + struct.pack("!I", SESSION_EXPIRY)
                      + bytes([0x21]) + struct.pack("!H", RECEIVE_MAXIMUM))
-            variable += _varint(len(props)) + props
-        self._send(_packet(0x10, variable + _string(self.client_id)))
+            variable += encode_varint(len(props)) + props
+        self._send(_packet(0x10, variable + encode_string(self.client_id)))
         reader = _Reader(sock)
         try:
             first, body = reader.packet(self._stop)
@@ -162,7 +162,7 @@ class MqttTransport:
             raise MqttProtocolError(f"CONNECT refused (reason {body[1] if len(body) > 1 else '?'})")
         filters = self.filters()
         if filters:
-            payload = b"".join(_string(f) + bytes([0x01]) for f in filters)  # QoS 1, no options
+            payload = b"".join(encode_string(f) + bytes([0x01]) for f in filters)  # QoS 1, no options
             properties = b"\x00" if v5 else b""
             self._send(_packet(0x82, struct.pack("!H", self._packet_id()) + properties + payload))
         else:
@@ -251,7 +251,7 @@ class MqttTransport:
     def publish(self, topic: str, payload: bytes) -> None:
         """QoS 1 publication (commands); raises OSError when the MQTT broker is not connected."""
         properties = b"\x00" if self.version == MQTT5 else b""
-        body = _string(topic) + struct.pack("!H", self._packet_id()) + properties + payload
+        body = encode_string(topic) + struct.pack("!H", self._packet_id()) + properties + payload
         self._send(_packet(0x32, body))
 
 

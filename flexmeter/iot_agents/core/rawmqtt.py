@@ -11,27 +11,15 @@ import struct
 import threading
 import time
 
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _string(text: str) -> bytes:
-    raw = text.encode()
-    return struct.pack("!H", len(raw)) + raw
+from flexmeter.iot_agents.core.mqtt import encode_string, encode_varint
 
 
 class RawPublisher:
     def __init__(self, host: str, port: int, client_id: str, window: int = 2000) -> None:
         self.sock = socket.create_connection((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        body = _string("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 60) + _string(client_id)
-        self.sock.sendall(bytes([0x10]) + _varint(len(body)) + body)
+        body = encode_string("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 60) + encode_string(client_id)
+        self.sock.sendall(bytes([0x10]) + encode_varint(len(body)) + body)
         connack = self._read_exact(4)
         if connack[0] != 0x20 or connack[3] != 0:
             raise ConnectionError(f"MQTT CONNACK refused: {connack.hex()}")
@@ -78,8 +66,8 @@ class RawPublisher:
                 out.clear()
                 self.window.acquire()
             self._next_id = self._next_id % 65535 + 1
-            body = _string(topic) + struct.pack("!H", self._next_id) + payload
-            out += bytes([0x32]) + _varint(len(body)) + body
+            body = encode_string(topic) + struct.pack("!H", self._next_id) + payload
+            out += bytes([0x32]) + encode_varint(len(body)) + body
         self.sock.sendall(out)
 
     def wait_acked(self, count: int, timeout: float = 60.0) -> bool:
