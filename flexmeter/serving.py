@@ -17,6 +17,8 @@ from typing import Any
 
 from waitress.server import create_server
 
+from flexmeter import keepalive
+
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +51,7 @@ def serve(
     Prints ``ready on http://HOST:PORT`` to stdout (flushed) once the socket listens; ``port=0`` picks a
     free port and the ready line tells which.
     """
+    keepalive.install()
     server = create_server(
         app,
         host=host,
@@ -90,6 +93,7 @@ class BackgroundServer:
     """A WSGI app served on a thread: for in-process receivers (benchmarks, notification sinks)."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 4) -> None:
+        keepalive.install()
         self._server = create_server(app, host=host, port=port, threads=threads, asyncore_use_poll=True)
         self.host = host
         self.port = int(getattr(self._server, "effective_port", port))

@@ -149,7 +149,7 @@ def main(argv: list[str]) -> None:
     server = argv[0] if argv else "asyncio"
     counter = Counter()
     if server == "waitress":
-        from flexmeter.contextbroker import keepalive
+        from flexmeter import keepalive
         from flexmeter.serving import serve
 
         keepalive.install()

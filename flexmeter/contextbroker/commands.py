@@ -22,10 +22,8 @@ def broker_command(
     threads: int = typer.Option(8, "--threads", min=1, help="HTTP worker threads."),
 ) -> None:
     """Run the NGSI-v2 context broker (Orion-compatible) until SIGTERM/SIGINT."""
-    from flexmeter.contextbroker import keepalive
     from flexmeter.contextbroker.app import create_app
 
-    keepalive.install()  # a 204 must not close the client's connection (waitress does, Orion does not)
     settings = get_settings()
     db_path = db or settings.db_path("broker")
     broker = create_app(db_path, notify_batch=notify_batch)

@@ -9,7 +9,7 @@ to 32 requests in flight, see :class:`senders.HttpSender`): against a keep-alive
 doubles one subscription's rate and halves the notifier's CPU per notification (measured against
 waitress and against an asyncio receiver). An earlier measurement found it 30 % slower against
 waitress: waitress closed the connection after each 204, so every pipeline broke after its first
-response and the rest were resent one by one (see :mod:`flexmeter.contextbroker.keepalive`).
+response and the rest were resent one by one (see :mod:`flexmeter.keepalive`).
 If a connection breaks, the requests without a response are sent again one by one on a
 fresh connection (at-least-once, as a retry after a lost response would be).
 """

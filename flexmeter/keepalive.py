@@ -9,8 +9,8 @@ such connections alive. A body-less response is delimited by its header alone, s
 connection is safe; every other reason to close (``Connection: close`` from the client, HTTP/1.0,
 an application error) is left to waitress.
 
-:func:`install` patches waitress' task class for the whole process; the broker process and the
-benchmark's receiver call it.
+:func:`install` patches waitress' task class for the whole process; :func:`flexmeter.serving.serve` calls it,
+so every HTTP component of flexmeter (and the benchmark receiver) keeps connections open.
 """
 
 from __future__ import annotations
