@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pika
+import pytest
 import requests
 import yaml
 
@@ -24,6 +25,10 @@ from flexmeter.simulator.fleet import Fleet, load_fleet
 from flexmeter.simulator.generate import pilot_inventory
 from flexmeter.simulator.model import Simulation
 from tests.support.processes import FlexmeterProcess, free_port
+
+# These tests publish uplinks on the shared Mosquitto/RabbitMQ, where every agent under test subscribes
+# to all apikeys (and one restarts RabbitMQ): one xdist worker runs them in turn, so counts stay exact.
+pytestmark = pytest.mark.xdist_group("shared-brokers")
 
 ROOT = Path(__file__).resolve().parents[2]
 START, DURATION = "2026-11-27T10:00:00Z", 180

@@ -12,6 +12,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pika
+import pytest
 
 from flexmeter.serving import BackgroundServer
 from flexmeter.simulator.emitters import AmqpEmitter, HttpEmitter, MqttEmitter
@@ -20,6 +21,10 @@ from flexmeter.simulator.model import Simulation
 from flexmeter.simulator.runner import Runner
 
 from .conftest import START
+
+# These tests publish uplinks on the shared Mosquitto/RabbitMQ, where every agent under test subscribes
+# to all apikeys (and one restarts RabbitMQ): one xdist worker runs them in turn, so counts stay exact.
+pytestmark = pytest.mark.xdist_group("shared-brokers")
 
 
 class Receiver:

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pika
+import pytest
 import requests
 
 from tests.iot_agents.core.conftest import (
@@ -32,6 +33,7 @@ def _metric(north: str, name: str, family: str = "json") -> float:
     return 0.0
 
 
+@pytest.mark.xdist_group("shared-brokers")  # uses RabbitMQ, which a midori test restarts
 def test_mqtt_http_and_amqp_measures_become_entity_attributes(
         agent_factory: AgentFactory, module_broker: FlexmeterProcess, mqtt_url: str, amqp_url: str,
         tenant: dict[str, str]) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from flexmeter.iot_agents.mbus.uplink import UplinkFrame, build_json_uplink
@@ -30,6 +31,10 @@ from tests.iot_agents.mbus.agent_support import (
     water_telegram,
 )
 from tests.support.processes import FlexmeterProcess
+
+# These tests publish uplinks on the shared Mosquitto/RabbitMQ, where every agent under test subscribes
+# to all apikeys (and one restarts RabbitMQ): one xdist worker runs them in turn, so counts stay exact.
+pytestmark = pytest.mark.xdist_group("shared-brokers")
 
 __all__ = ["agent_factory", "tenant"]  # fixtures
 

@@ -19,6 +19,9 @@ from tests.iot_agents.core.conftest import count_entities, get_entity, provision
 from tests.iot_agents.midori.conftest import MidoriSetup
 from tests.support.processes import FlexmeterProcess
 
+# One test restarts the shared RabbitMQ: every test using the shared brokers runs in this xdist group.
+pytestmark = pytest.mark.xdist_group("shared-brokers")
+
 PERSISTENT = pika.BasicProperties(delivery_mode=2, content_type="application/json")
 
 
@@ -104,7 +107,6 @@ def _wait_amqp(url: str, timeout: float = 60.0) -> None:
     raise AssertionError("RabbitMQ did not answer on 5672 after start_app")
 
 
-@pytest.mark.xdist_group("rabbitmq-restart")
 def test_readings_land_and_a_rabbitmq_restart_mid_stream_loses_nothing(
         midori: MidoriSetup, module_broker: FlexmeterProcess, tenant: dict[str, str]) -> None:
     """One agent (starting one costs seconds): first a 3-sample message and a bad one, then the restart."""

@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from flexmeter.iot_agents.core.mqtt import host_port
@@ -20,6 +21,10 @@ from flexmeter.iot_agents.mbus.encode import encode_value
 from flexmeter.iot_agents.mbus.uplink import parse_json_uplink
 from flexmeter.simulator.mbus_slave import MbusSlaveSimulator, SimMeter
 from tests.support.processes import free_port
+
+# These tests publish uplinks on the shared Mosquitto/RabbitMQ, where every agent under test subscribes
+# to all apikeys (and one restarts RabbitMQ): one xdist worker runs them in turn, so counts stay exact.
+pytestmark = pytest.mark.xdist_group("shared-brokers")
 
 
 def _gateway(*args: str) -> dict[str, object]:
