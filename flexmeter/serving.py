@@ -20,6 +20,9 @@ from waitress.server import create_server
 from flexmeter import keepalive
 
 log = logging.getLogger(__name__)
+# "Task queue depth is N" is logged for every request that waits for a free thread: normal under load,
+# and enough of it to drown the real messages of a busy component.
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 class _Stop(SystemExit):

@@ -69,11 +69,13 @@ def update(txn: WriteTxn, entity: StoredEntity, incoming: dict[str, StoredAttr],
         if mode == "appendStrict":
             outcome.existing.append(name)
             continue
+        previous_md, incoming_md = previous["metadata"], attr["metadata"]
+        if not override_metadata and previous_md and previous_md.keys() != incoming_md.keys():
+            incoming_md = {**previous_md, **incoming_md}  # metadata are merged unless overridden
         merged: StoredAttr = {
             "type": previous["type"] if name in untyped else attr["type"],
             "value": attr["value"],
-            "metadata": attr["metadata"] if override_metadata or not previous["metadata"]
-            else {**previous["metadata"], **attr["metadata"]},
+            "metadata": incoming_md,
             "creDate": previous["creDate"],
             "modDate": now,
         }

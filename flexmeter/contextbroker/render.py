@@ -17,6 +17,7 @@ Orion's rules kept here:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Literal
 
 from flexmeter.contextbroker.model import StoredAttr, StoredEntity, StoredMetadata
@@ -74,25 +75,51 @@ def selected_attr_names(entity: StoredEntity, attrs: Sequence[str] | None = None
     return names
 
 
+@lru_cache(maxsize=16384)
+def _date_metadata(ts: float) -> dict[str, Any]:
+    """A builtin date metadata, shared by every attribute and notification stamped at ``ts`` (never mutated)."""
+    return {"type": "DateTime", "value": iso_from_posix(ts)}
+
+
+class _MetadataPlan:
+    """A ``metadata`` selection resolved once per rendering, not once per attribute (the notifier's hot path).
+
+    Stored metadata dicts are ``{"type", "value"}`` and never mutated, so they are shared, not copied.
+    """
+
+    __slots__ = ("created", "every", "modified", "names")
+
+    def __init__(self, metadata: Sequence[str] | None) -> None:
+        self.every = metadata is None or "*" in metadata
+        self.names: tuple[str, ...] = () if self.every or metadata is None else tuple(metadata)
+        self.created = bool(metadata) and "dateCreated" in metadata  # type: ignore[operator]
+        self.modified = bool(metadata) and "dateModified" in metadata  # type: ignore[operator]
+
+    def render(self, attr: StoredAttr, extra: Mapping[str, StoredMetadata] | None) -> dict[str, Any]:
+        stored = attr.get("metadata") or {}
+        if self.every:
+            out: dict[str, Any] = dict(stored)
+        elif stored:
+            out = {name: stored[name] for name in self.names if name in stored}
+        else:
+            out = {}
+        if self.created and "dateCreated" not in stored:
+            created = attr.get("creDate")
+            if created is not None:
+                out["dateCreated"] = _date_metadata(created)
+        if self.modified and "dateModified" not in stored:
+            modified = attr.get("modDate")
+            if modified is not None:
+                out["dateModified"] = _date_metadata(modified)
+        if extra:
+            for name, md in extra.items():
+                out[name] = {"type": md["type"], "value": md["value"]}
+        return out
+
+
 def _render_metadata(attr: StoredAttr, metadata: Sequence[str] | None,
                      extra: Mapping[str, StoredMetadata] | None) -> dict[str, Any]:
-    stored = attr.get("metadata") or {}
-    out: dict[str, Any]
-    if metadata is None or "*" in metadata:
-        out = {name: {"type": md["type"], "value": md["value"]} for name, md in stored.items()}
-    else:
-        out = {name: {"type": stored[name]["type"], "value": stored[name]["value"]}
-               for name in metadata if name in stored}
-    if metadata:
-        for name in BUILTIN_METADATA:
-            if name in metadata and name not in stored:
-                ts = attr.get("creDate") if name == "dateCreated" else attr.get("modDate")
-                if ts is not None:
-                    out[name] = {"type": "DateTime", "value": iso_from_posix(ts)}
-    if extra:
-        for name, md in extra.items():
-            out[name] = {"type": md["type"], "value": md["value"]}
-    return out
+    return _MetadataPlan(metadata).render(attr, extra)
 
 
 def render_attr(attr: StoredAttr, *, metadata: Sequence[str] | None = None,
@@ -130,6 +157,8 @@ def render_entity(
             if attr is not None:
                 out[name] = attr["value"]
         return out
+    plan = _MetadataPlan(metadata)
+    render_metadata = plan.render
     for name in names:
         attr = regular.get(name)
         if attr is None:
@@ -138,6 +167,5 @@ def render_entity(
                 out[name] = {"type": builtin["type"], "value": builtin["value"], "metadata": {}}
             continue
         extra = extra_metadata.get(name) if extra_metadata else None
-        out[name] = {"type": attr["type"], "value": attr["value"],
-                     "metadata": _render_metadata(attr, metadata, extra)}
+        out[name] = {"type": attr["type"], "value": attr["value"], "metadata": render_metadata(attr, extra)}
     return out

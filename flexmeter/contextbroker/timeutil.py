@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ISO_RE = re.compile(
@@ -17,8 +18,12 @@ _ISO_RE = re.compile(
 )
 
 
+@lru_cache(maxsize=16384)
 def iso_from_posix(ts: float) -> str:
-    """POSIX seconds → ``YYYY-MM-DDTHH:MM:SS.mmmZ`` as Orion renders dates."""
+    """POSIX seconds → ``YYYY-MM-DDTHH:MM:SS.mmmZ`` as Orion renders dates.
+
+    Cached: every attribute of an update shares its timestamps, and notifications render them again.
+    """
     millis = round(ts * 1000)
     moment = _EPOCH + timedelta(milliseconds=millis)
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis % 1000:03d}Z"

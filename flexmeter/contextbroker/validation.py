@@ -118,6 +118,12 @@ def _date_value(type_name: str, value: Any) -> Any:
     return value
 
 
+_KNOWN_METADATA: dict[tuple[str, str, str], StoredMetadata] = {}
+"""Validated text metadata by (name, type, value): units and timestamps repeat on every update, and a stored
+metadata dict is never mutated, so one instance serves them all."""
+_KNOWN_METADATA_MAX = 50_000
+
+
 def parse_metadata(raw: Any) -> dict[str, StoredMetadata]:
     if raw is None:
         return {}
@@ -125,6 +131,13 @@ def parse_metadata(raw: Any) -> dict[str, StoredMetadata]:
         raise BadRequest("metadata must be a JSON object")
     out: dict[str, StoredMetadata] = {}
     for name, md in raw.items():
+        if type(md) is dict and len(md) == 2:
+            type_name, value = md.get("type"), md.get("value")
+            if type(type_name) is str and type(value) is str:
+                known = _KNOWN_METADATA.get((name, type_name, value))
+                if known is not None:
+                    out[name] = known
+                    continue
         check_identifier(name, "metadata name")
         if name in BUILTIN_METADATA_NAMES:
             continue  # builtin metadata are computed, never stored from a request
@@ -141,7 +154,12 @@ def parse_metadata(raw: Any) -> dict[str, StoredMetadata]:
         else:
             raise BadRequest("metadata must be a JSON object")
         _check_value(value, "metadata value")
-        out[name] = {"type": type_name, "value": _date_value(type_name, value)}
+        parsed: StoredMetadata = {"type": type_name, "value": _date_value(type_name, value)}
+        out[name] = parsed
+        if type(value) is str and type(md.get("type")) is str and len(md) == 2:
+            if len(_KNOWN_METADATA) >= _KNOWN_METADATA_MAX:
+                _KNOWN_METADATA.clear()  # bounded: timestamps make most entries single-use
+            _KNOWN_METADATA[(name, type_name, value)] = parsed
     return out
 
 

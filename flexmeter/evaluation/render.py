@@ -32,10 +32,10 @@ def e2e_table(result: dict[str, Any]) -> str:
     lines.append(f"{'broker: meters not at their last value':<38}{_fmt(result['broker_meters_stale']):>10}")
     lines.append("(extra: redelivered at least once by MQTT QoS 1, deduplicated further on)")
     lines.append("")
-    lines.append(f"{'latency from emission':<28}{'p50':>10}{'p95':>10}{'p99':>10}{'max':>10}{'samples':>10}")
+    lines.append(f"{'latency from emission':<28}{'p50':>13}{'p95':>13}{'p99':>13}{'max':>13}{'samples':>10}")
     for hop, figures in result["latency"].items():
         lines.append(f"{'to ' + hop:<28}" + "".join(
-            f"{_fmt(figures[k]) + (' ms' if figures[k] is not None else ''):>10}"
+            f"{_fmt(figures[k]) + (' ms' if figures[k] is not None else ''):>13}"
             for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")) + f"{_fmt(figures['samples']):>10}")
     lines.append("")
     resources = result["resources"]
