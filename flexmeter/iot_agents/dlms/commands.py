@@ -138,6 +138,9 @@ def bench_dlms_command(
     except FileNotFoundError as exc:
         _fail(exc, json_output, 2)
         return
+    except RuntimeError as exc:  # outputs that differ from what the bench claims to decode: no figures
+        _fail(exc, json_output, 1)
+        return
     if json_output:
         print(dumps(result))
         return

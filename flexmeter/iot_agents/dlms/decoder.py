@@ -16,13 +16,14 @@ from typing import Any
 
 from . import apdu as apdu_mod
 from .apdu import Apdu, EventNotification, decode_apdu
-from .axdr import Data, decode_data, decode_data_exact, to_json
+from .axdr import OCTET_STRING, Data, decode_data, decode_data_exact, to_json
 from .cosem_time import CosemDateTime
 from .errors import DecodeError, FramingError, TruncatedError
 from .onepass import one_pass_push
 from .profiles import ProfileRegistry, default_registry
 from .push import ObisValue, PushValues, convert, push_values
 from .security import CIPHERED_TAGS, CipheredApdu, ReplayGuard, parse_ciphered, unprotect
+from .shapes import learn
 from .wrappers import (
     FLAG,
     HdlcReassembler,
@@ -46,6 +47,7 @@ class Keys:
     system_title: bytes | None = None
 
 
+_NO_KEYS = Keys()
 _LLC_LAYERS = {b"\xe6\xe6\x00": {"layer": "llc", "header": "e6e600"},
                b"\xe6\xe7\x00": {"layer": "llc", "header": "e6e700"}}
 _BODY_LAYER = {"layer": "push-body"}
@@ -107,40 +109,61 @@ class DlmsMessage:
 def decode_dlms(data: bytes, keys: Keys | None = None, guard: ReplayGuard | None = None,
                 registry: ProfileRegistry | None = None) -> DlmsMessage:
     """Decode one DLMS message; raises only :class:`DecodeError` (and its subclasses)."""
-    buf = bytes(data)
-    msg = DlmsMessage()
+    buf = data if type(data) is bytes else bytes(data)
     if not buf:
         raise TruncatedError("empty input", 0)
-    if buf[0] == FLAG and buf[-1] == FLAG and len(buf) >= 9:
+    frames: list[Any] = []
+    msg = DlmsMessage(frames)
+    first = buf[0]
+    if first == 0 and len(buf) >= 8 and buf[1] == 1 and (buf[6] << 8 | buf[7]) == len(buf) - 8:
+        header, buf = unwrap_udp(buf)  # the DLMS/UDP wrapper (see wrappers.looks_wrapped)
+        frames.append(header)
+    elif first == FLAG and buf[-1] == FLAG and len(buf) >= 9:
         reassembler = HdlcReassembler()
         info = None
-        frames = split_hdlc_stream(buf)
-        for i, raw in enumerate(frames):
+        hdlc = split_hdlc_stream(buf)
+        for i, raw in enumerate(hdlc):
             frame = decode_hdlc_frame(raw)
-            msg.frames.append(frame)
+            frames.append(frame)
             info = reassembler.feed(frame)
-            if info is not None and i != len(frames) - 1:
+            if info is not None and i != len(hdlc) - 1:
                 raise FramingError("HDLC frames after the last segment", None, f"frame {i + 1}")
         if info is None:
             raise TruncatedError("HDLC segmented message without its last segment", len(buf))
         buf = info
-    elif buf[0] == 0 and len(buf) >= 8 and buf[1] == 1 and (buf[6] << 8 | buf[7]) == len(buf) - 8:
-        header, buf = unwrap_udp(buf)  # the DLMS/UDP wrapper (see wrappers.looks_wrapped)
-        msg.frames.append(header)
-    llc, buf = strip_llc(buf)
-    if llc is not None:
-        msg.frames.append(_LLC_LAYERS[llc])
+    if buf and buf[0] == 0xE6:
+        llc, buf = strip_llc(buf)
+        if llc is not None:
+            frames.append(_LLC_LAYERS[llc])
     if buf and buf[0] in CIPHERED_TAGS:
-        k = keys or Keys()
-        msg.security = parse_ciphered(buf)
-        buf = unprotect(msg.security, k.encryption_key, k.authentication_key, k.system_title, guard)
-        msg.frames.append(msg.security)
+        k = keys or _NO_KEYS
+        security = msg.security = parse_ciphered(buf)
+        buf = unprotect(security, k.encryption_key, k.authentication_key, k.system_title, guard)
+        frames.append(security)
     return _decode_plain(buf, msg, registry)
 
 
 def decode_apdu_values(buf: bytes, registry: ProfileRegistry | None = None) -> DlmsMessage:
     """A plaintext APDU or bare push body, without transport layers (the benchmark's unit of work)."""
     return _decode_plain(buf, DlmsMessage(), registry)
+
+
+def _push_body(buf: bytes, pos: int, reg: ProfileRegistry) -> tuple[Data, PushValues] | None:
+    """The tree and values of the push body filling ``buf[pos:]``: a compiled shape when one matches, else
+    the one-pass path (``None`` when neither applies; the caller then takes the general path)."""
+    size = len(buf) - pos
+    if size >= 2 and buf[pos] == OCTET_STRING and buf[pos + 1] == size - 2 and size < 0x82:
+        return (OCTET_STRING, buf[pos + 2:]), PushValues("single")  # one octet string (a ciphered push's body)
+    shapes = reg.shapes.get(size)
+    if shapes is not None:
+        for run in shapes:
+            found = run(buf, pos)
+            if found is not None:
+                return found
+    found = one_pass_push(buf, pos, reg)
+    if found is not None:
+        learn(buf, pos, found[0], found[1], reg)
+    return found
 
 
 def _decode_plain(buf: bytes, msg: DlmsMessage, registry: ProfileRegistry | None) -> DlmsMessage:
@@ -150,11 +173,13 @@ def _decode_plain(buf: bytes, msg: DlmsMessage, registry: ProfileRegistry | None
     if first == apdu_mod.DATA_NOTIFICATION:
         header = apdu_mod.data_notification_header(buf)
         reg = registry or default_registry()
-        found = one_pass_push(buf, header[3], reg)
+        pos = header[3]
+        found = _push_body(buf, pos, reg)
         if found is None:
-            body, end = decode_data(buf, header[3])
+            body, end = decode_data(buf, pos)
             apdu_mod.check_end(buf, end, "data-notification body")
             push = push_values(body, reg)
+            learn(buf, pos, body, push, reg)
         else:
             body, push = found
         msg.apdu = apdu_mod.data_notification(header, body)
@@ -171,7 +196,8 @@ def _decode_plain(buf: bytes, msg: DlmsMessage, registry: ProfileRegistry | None
         elif isinstance(msg.apdu, apdu_mod.GetResponse) and msg.apdu.results and msg.apdu.results[0].data:
             msg.body = msg.apdu.results[0].data
         return msg
-    found = one_pass_push(buf, 0, registry or default_registry())
+    reg = registry or default_registry()
+    found = _push_body(buf, 0, reg)
     if found is not None:
         msg.body, msg.push = found
         msg.frames.append(_BODY_LAYER)
@@ -184,5 +210,6 @@ def _decode_plain(buf: bytes, msg: DlmsMessage, registry: ProfileRegistry | None
         raise FramingError("not an xDLMS APDU nor an A-XDR push body", 0,
                            f"first byte {first:#04x}") from None
     msg.frames.append(_BODY_LAYER)
-    msg.push = push_values(msg.body, registry)
+    msg.push = push_values(msg.body, reg)
+    learn(buf, 0, msg.body, msg.push, reg)
     return msg

@@ -3,23 +3,29 @@
 One uplink format on every transport: the body is one DLMS message (raw binary, or its hex text: a
 DATA-NOTIFICATION, a general-glo-ciphered push, optionally DLMS/UDP- or HDLC-wrapped), several of them as
 hex lines, or an IEC 62056-21 readout (mode C or P1). Keys come from the registry's per-device secrets;
-a :class:`ReplayGuard` per apikey, kept for the life of the agent process, rejects replayed invocation
-counters. Each push is its own reading with the meter's own time (1 Hz stays 1 Hz). See docs/dlms-agent.md.
+a replay guard per apikey rejects replayed invocation counters, its counters kept in SQLite next to the
+agent's registry (counters.py) so a restart does not reopen old pushes. Each push is its own reading with
+the meter's own time (1 Hz stays 1 Hz). See docs/dlms-agent.md.
 """
 
 from __future__ import annotations
 
 import binascii
+import logging
+import os
 import re
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from flexmeter.iot_agents.core.errors import DecodeError
 from flexmeter.iot_agents.core.family import Decoded, Family, FamilyContext, Message, Reading, Rejected, Route
 from flexmeter.iot_agents.dlms import errors as dlms_errors
+from flexmeter.iot_agents.dlms.counters import FILE_NAME, CounterStore, PersistentReplayGuard
 from flexmeter.iot_agents.dlms.decoder import DlmsMessage, Keys, decode_dlms
 from flexmeter.iot_agents.dlms.iec62056_21 import Readout, decode_readout
 from flexmeter.iot_agents.dlms.mappings import (
@@ -35,7 +41,7 @@ from flexmeter.iot_agents.dlms.mappings import (
 )
 from flexmeter.iot_agents.dlms.obis import obis_cde
 from flexmeter.iot_agents.dlms.push import json_value
-from flexmeter.iot_agents.dlms.security import CIPHERED_TAGS, CipheredApdu, ReplayGuard, parse_ciphered
+from flexmeter.iot_agents.dlms.security import CIPHERED_TAGS, CipheredApdu, parse_ciphered
 from flexmeter.iot_agents.dlms.wrappers import (
     FLAG,
     HdlcReassembler,
@@ -46,6 +52,7 @@ from flexmeter.iot_agents.dlms.wrappers import (
 )
 
 Json = dict[str, Any]
+log = logging.getLogger(__name__)
 
 UDP_ROUTE = Route("udp", "dlms/udp")
 """The route of the messages of the DLMS/UDP listener (dlms/udp.py). The core has no UDP server: the family's
@@ -255,17 +262,38 @@ class DlmsFamily(Family):
     uses_secrets = True
 
     def __init__(self) -> None:
-        self._guards: dict[str, ReplayGuard] = {}
+        self._guards: dict[str, PersistentReplayGuard] = {}
         self._lock = threading.Lock()
         self._udp: Any = None
+        self._store: CounterStore | None = None
 
-    def guard(self, apikey: str | None) -> ReplayGuard:
+    def guard(self, apikey: str | None) -> PersistentReplayGuard:
         """The replay guard of a service group (system titles are unique per utility, not worldwide)."""
         with self._lock:
             found = self._guards.get(apikey or "")
             if found is None:
-                found = self._guards[apikey or ""] = ReplayGuard()
+                found = self._guards[apikey or ""] = PersistentReplayGuard(apikey or "", self._store)
             return found
+
+    def open_counters(self, path: Path | str) -> None:
+        """Keep the replay guards' counters in this SQLite file (``start`` opens the agent's own): the
+        guards made so far start from its counters and persist theirs from now on."""
+        store = CounterStore(path)
+        with self._lock:
+            self._store = store
+            guards = list(self._guards.values())
+        for guard in guards:
+            guard.attach(store)
+
+    def close_counters(self) -> None:
+        with self._lock:
+            store, self._store = self._store, None
+            guards = list(self._guards.values())
+        for guard in guards:
+            guard.flush()
+            guard.store = None
+        if store is not None:
+            store.close()
 
     def default_attributes(self, model: str | None) -> list[Json]:
         return TABLES.get((model or "").upper(), [])
@@ -280,15 +308,19 @@ class DlmsFamily(Family):
             return [self._readout(data, meter)]
         frames = split_payload(data)
         lookup = message.secrets or (lambda _device_id: {})
-        if len(frames) == 1:
-            return [self._push(frames[0], meter, message.apikey, lookup, "")]
-        out: list[Decoded] = []  # hex lines: a bad push is dead-lettered alone, the others go on
-        for i, frame in enumerate(frames):
-            try:
-                out.append(self._push(frame, meter, message.apikey, lookup, f"push {i + 1} of {len(frames)}: "))
-            except DecodeError as exc:
-                out.append(Rejected.of(exc, frame.hex().upper(), push=i))
-        return out
+        guard = self.guard(message.apikey)
+        try:
+            if len(frames) == 1:
+                return [self._push(frames[0], meter, guard, lookup, "")]
+            out: list[Decoded] = []  # hex lines: a bad push is dead-lettered alone, the others go on
+            for i, frame in enumerate(frames):
+                try:
+                    out.append(self._push(frame, meter, guard, lookup, f"push {i + 1} of {len(frames)}: "))
+                except DecodeError as exc:
+                    out.append(Rejected.of(exc, frame.hex().upper(), push=i))
+            return out
+        finally:
+            guard.flush()  # the counters accepted, persisted before the readings are stored
 
     def _readout(self, data: bytes, meter: str | None) -> Reading:
         try:
@@ -312,7 +344,7 @@ class DlmsFamily(Family):
         return Reading(device_id, values, observed_at=observed, units=units, model=model,
                        raw=data.decode("latin-1"))
 
-    def _push(self, frame: bytes, meter: str | None, apikey: str | None,
+    def _push(self, frame: bytes, meter: str | None, guard: PersistentReplayGuard,
               lookup: Callable[[str], Mapping[str, str]], where: str) -> Reading:
         try:
             header = peek_security(frame)
@@ -324,7 +356,7 @@ class DlmsFamily(Family):
             keys = self._keys(header, meter, lookup, where)
             title = title or keys.system_title
         try:
-            decoded: DlmsMessage = decode_dlms(frame, keys, self.guard(apikey))
+            decoded: DlmsMessage = decode_dlms(frame, keys, guard)
         except dlms_errors.DecodeError as exc:
             raise _decode_error(exc, where) from exc
         raw_values = {obis: v.value for obis, v in decoded.values.items()}
@@ -364,10 +396,16 @@ class DlmsFamily(Family):
             raise SecurityFailure(f"{where}no encryption key (dlms_guek) provisioned for the meter")
         return Keys(ek, ak if ak is not None else ek, title)
 
-    # -- lifecycle: the DLMS/UDP listener, when FLEXMETER_DLMS_UDP_PORT is set ------------------------------
+    # -- lifecycle: the invocation counters' store, and the DLMS/UDP listener when FLEXMETER_DLMS_UDP_PORT is set
     def start(self, context: FamilyContext) -> None:
         from flexmeter.iot_agents.dlms.udp import listener_from_env
 
+        directory = state_directory(context)
+        if directory is None:
+            log.warning("no data directory for the DLMS invocation counters: replays are rejected until a "
+                        "restart only")
+        else:
+            self.open_counters(directory / FILE_NAME)
         self._udp = listener_from_env(self, lambda _family, message: context.submit(message))
         if self._udp is not None:
             self._udp.start()
@@ -376,3 +414,25 @@ class DlmsFamily(Family):
         if self._udp is not None:
             self._udp.stop()
             self._udp = None
+        self.close_counters()
+
+
+def state_directory(context: FamilyContext) -> Path | None:
+    """Where the family keeps its SQLite state: ``FLEXMETER_DLMS_STATE_DIR``, else the agent's data
+    directory — ``context.data_dir`` when the core lends it, else the directory of the registry's database
+    file (the core's ``FamilyContext`` has no data directory yet; see docs/dlms-agent.md)."""
+    explicit = os.environ.get("FLEXMETER_DLMS_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    lent = getattr(context, "data_dir", None)
+    if lent is not None:
+        return Path(lent)
+    db = getattr(getattr(context, "_registry", None), "_db", None)
+    if isinstance(db, sqlite3.Connection):
+        try:
+            for _, name, file in db.execute("PRAGMA database_list").fetchall():
+                if name == "main" and file:
+                    return Path(file).parent
+        except sqlite3.Error:
+            return None
+    return None

@@ -62,8 +62,14 @@ class ProfileRegistry:
     """The profiles known to a decoder: the package's files plus any extra directories or objects."""
 
     def __init__(self, profiles: Iterable[ListProfile] = (), directories: Iterable[Path] = (),
-                 include_package: bool = True) -> None:
+                 include_package: bool = True, compile_shapes: bool = True) -> None:
         self.profiles: list[ListProfile] = []
+        self.compile_shapes = compile_shapes
+        """Whether push bodies seen once take a compiled path afterwards (see shapes.py)."""
+        self.shapes: dict[int, tuple[Any, ...]] = {}
+        """The compiled shapes of this registry by body length (owned by shapes.py)."""
+        self.shape_misses: dict[int, int] = {}
+        self.shape_compiles: dict[int, int] = {}
         dirs = [PACKAGE_PROFILES, *directories] if include_package else list(directories)
         for directory in dirs:
             for path in sorted(Path(directory).glob("*.json")):

@@ -26,6 +26,7 @@ caller owns (one per key set); counters advance only on authenticated frames.
 from __future__ import annotations
 
 import hmac
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,12 +101,19 @@ class CipheredApdu:
                 "authenticated": self.authenticated, "encrypted": self.encrypted}
 
 
+_SC_IC = struct.Struct(">BI")
+
+
 def parse_ciphered(buf: bytes) -> CipheredApdu:
     """Split a ciphered APDU (0xC8-0xD7, 0xDB, 0xDC) into its header fields and payload."""
     if not buf:
         raise TruncatedError("ciphered APDU tag", 0)
     tag = buf[0]
     end = len(buf)
+    if tag in (0xDB, 0xDC) and 16 <= end < 0x80 + 11 and buf[1] == 8 and buf[10] == end - 11:
+        # general-glo/ded-ciphering as meters send it: an 8-byte system title, content under 128 bytes
+        sc, ic = _SC_IC.unpack_from(buf, 11)
+        return CipheredApdu(tag, buf[2:10], sc, ic, buf[16:], 16)
     pos = 1
     system_title = None
     if tag in (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING):
@@ -123,8 +131,7 @@ def parse_ciphered(buf: bytes) -> CipheredApdu:
                           f"declared {length}, {end - pos} bytes left")
     if length < 5:
         raise TruncatedError("security header (SC + invocation counter)", pos)
-    sc = buf[pos]
-    ic = int.from_bytes(buf[pos + 1:pos + 5], "big")
+    sc, ic = _SC_IC.unpack_from(buf, pos)
     return CipheredApdu(tag, system_title, sc, ic, buf[pos + 5:end], pos + 5)
 
 
@@ -186,28 +193,28 @@ def unprotect(apdu: CipheredApdu, encryption_key: bytes | None, authentication_k
         raise UnsupportedSecurityError("frame is protected and no key was given", offset, f"SC={sc:#04x}")
     if guard is not None:
         guard.check(title, apdu.invocation_counter, offset + 1)
-    aes = _cipher(encryption_key)
+    aes = _CIPHERS.get(encryption_key) or _cipher(encryption_key)
     iv = title + apdu.invocation_counter.to_bytes(4, "big")
     payload = apdu.payload
     if sc & SC_AUTHENTICATION:
         if authentication_key is None:
             raise UnsupportedSecurityError("authenticated frame and no authentication key", offset)
-        if len(payload) < TAG_LENGTH:
+        size = len(payload) - TAG_LENGTH
+        if size < 0:
             raise TruncatedError("authentication tag (12 bytes)", apdu.payload_offset)
-        body, tag = payload[:-TAG_LENGTH], payload[-TAG_LENGTH:]
         if sc & SC_ENCRYPTION:
-            plain = aes.encrypt(iv, body, None)[:len(body)]
+            plain = aes.encrypt(iv, payload[:size], None)[:size]
             full = aes.encrypt(iv, plain, bytes((sc,)) + authentication_key)
-            if not hmac.compare_digest(full[len(body):len(body) + TAG_LENGTH], tag):
+            if not hmac.compare_digest(full[size:-4], payload[size:]):
                 where = apdu.payload_offset
                 if _looks_like_apdu(plain):
                     raise TamperedFrameError("GCM tag mismatch: the key decrypts an APDU, the frame was "
                                              "modified", where)
                 raise WrongKeyError("GCM tag mismatch: the key does not decrypt this frame", where)
         else:
-            plain = body
-            full = aes.encrypt(iv, b"", bytes((sc,)) + authentication_key + body)
-            if not hmac.compare_digest(full[:TAG_LENGTH], tag):
+            plain = payload[:size]
+            full = aes.encrypt(iv, b"", bytes((sc,)) + authentication_key + plain)
+            if not hmac.compare_digest(full[:TAG_LENGTH], payload[size:]):
                 raise AuthenticationError("GMAC tag mismatch (wrong key or modified frame)",
                                           apdu.payload_offset)
         if guard is not None:

@@ -8,6 +8,7 @@ information fields are joined by :class:`HdlcReassembler`, which the caller owns
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ FLAG = 0x7E
 LLC_REQUEST = b"\xe6\xe6\x00"
 LLC_RESPONSE = b"\xe6\xe7\x00"
 WRAPPER_VERSION = 0x0001
+_WRAPPER = struct.Struct(">HHHH")
 
 
 # -- DLMS/UDP (and TCP) wrapper ------------------------------------------------------------------------
@@ -40,14 +42,12 @@ def unwrap_udp(buf: bytes) -> tuple[WrapperHeader, bytes]:
     """The wrapper header and the APDU it carries (exactly ``length`` bytes)."""
     if len(buf) < 8:
         raise TruncatedError("DLMS wrapper header (8 bytes)", len(buf))
-    version = int.from_bytes(buf[0:2], "big")
+    version, source, destination, length = _WRAPPER.unpack_from(buf)
     if version != WRAPPER_VERSION:
         raise FramingError("DLMS wrapper version 0x0001", 0, f"{version:#06x}")
-    length = int.from_bytes(buf[6:8], "big")
     if length != len(buf) - 8:
         raise LengthError("DLMS wrapper length", 6, f"declared {length}, {len(buf) - 8} bytes follow")
-    header = WrapperHeader(version, int.from_bytes(buf[2:4], "big"), int.from_bytes(buf[4:6], "big"), length)
-    return header, buf[8:]
+    return WrapperHeader(version, source, destination, length), buf[8:]
 
 
 def wrap_udp(apdu: bytes, source_wport: int = 1, destination_wport: int = 1) -> bytes:

@@ -8,6 +8,7 @@ import re
 import socket
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -140,3 +141,34 @@ def test_dlms_udp_datagram_lands_in_the_broker_and_a_bad_hex_line_is_rejected_al
     assert letter["context"]["push"] == 0 and letter["context"]["params"]["apikey"] == key, letter
     assert bytes.fromhex(letter["raw"] if isinstance(letter["raw"], str) else bytes.fromhex(
         letter["raw"]["hex"]).decode()) == bytes(bad)
+
+
+def test_a_push_replayed_after_an_agent_restart_is_rejected_as_a_replay(
+        agent_factory: AgentFactory, module_broker: FlexmeterProcess, tenant: dict[str, str], tmp_path: Path) -> None:
+    """The invocation counters outlive the agent process: a push accepted, the agent killed (-9) and started
+    again on the same data directory, the same push replayed -> 409 REPLAYED_FRAME and a dead letter with
+    that reason and the push's bytes; the next counter is accepted."""
+    ngsi = module_broker.url
+    data_dir = tmp_path / "restarted-agent"
+    key = f"r{uuid.uuid4().hex[:8]}"
+    first = agent_factory(ngsi, "dlms", data_dir=data_dir)
+    provision(first.url, tenant, [{"apikey": key, "resource": "/iot/dlms"}],
+              [{"device_id": TITLE_HEX, "protocol": "dlms", "timezone": "Europe/Rome",
+                "internal_attributes": {"dlms_guek": EK.hex(), "dlms_gak": AK.hex()}}])
+    accepted = requests.post(f"{south_url(first)}/iot/dlms", params={"k": key}, data=ggc(301).hex(), timeout=10)
+    assert accepted.status_code == 200, accepted.text
+    first.kill()
+
+    second = agent_factory(ngsi, "dlms", data_dir=data_dir)
+    replay = requests.post(f"{south_url(second)}/iot/dlms", params={"k": key}, data=ggc(301).hex(), timeout=10)
+    assert replay.status_code == 409, replay.text
+    assert replay.json()["name"] == "REPLAYED_FRAME" and "301 <= 301" in replay.json()["message"]
+    (letter,) = [d for d in dead_letters(second.url, tenant) if d["family"] == "dlms"]
+    assert letter["error"] == "REPLAYED_FRAME" and "invocation counter must increase" in letter["reason"], letter
+    assert "301 <= 301" in letter["reason"] and letter["raw"] == ggc(301).hex(), letter  # the body as posted
+    later = ggc(302, user_body(power_w=1999), at=T0 + timedelta(seconds=1))
+    fresh = requests.post(f"{south_url(second)}/iot/dlms", params={"k": key}, data=later.hex(), timeout=10)
+    assert fresh.status_code == 200, fresh.text
+    meter = wait_for(lambda: (e := get_entity(ngsi, tenant, f"ACMeasurement:{TITLE_HEX}"))
+                     and e["totalActivePower"]["value"] == 1979 and e)
+    assert meter["TimeInstant"]["value"] == "2026-11-27T09:00:01.000Z"

@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from flexmeter.iot_agents.core.family import Message, Reading, load_family
 from flexmeter.iot_agents.core.mapping import DeviceView, EntityUpdate, Mapper
 from flexmeter.iot_agents.dlms.apdu import build_data_notification
 from flexmeter.iot_agents.dlms.cosem_time import CosemDateTime
+from flexmeter.iot_agents.dlms.counters import CounterStore
 from flexmeter.iot_agents.dlms.family import (
     DLMS_ROUTES,
     DlmsFamily,
@@ -142,6 +144,28 @@ def test_replayed_counter_is_rejected_per_system_title_and_a_forged_frame_does_n
     # another service group keeps its own guard: the same counter is new there
     (again,) = family.decode(Message(DLMS_ROUTES[0], ggc(5), {"apikey": "k2"}, secrets=secrets))
     assert again.device_id == TITLE_HEX
+
+
+def test_counters_persisted_per_apikey_outlive_the_family(tmp_path: Path) -> None:
+    """A new family on the same counters file (an agent restart) rejects what the old one accepted; another
+    service group (apikey) has its own counters; a counter accepted before the file was opened is kept."""
+    path = tmp_path / "dlms-counters.db"
+    before = DlmsFamily()
+    decode(before, ggc(7))  # accepted before the store is opened (inbox leftovers at start)
+    before.open_counters(path)
+    decode(before, ggc(9, at=T0 + timedelta(seconds=2)), apikey="other")
+    before.close_counters()
+    after = DlmsFamily()
+    after.open_counters(path)
+    with pytest.raises(ReplayedFrame) as info:
+        decode(after, ggc(7))
+    assert "7 <= 7" in info.value.message
+    (reading,) = decode(after, ggc(8, at=T0 + timedelta(seconds=1)))  # the next counter goes on
+    with pytest.raises(ReplayedFrame):
+        decode(after, ggc(9, at=T0 + timedelta(seconds=2)), apikey="other")
+    assert reading.values["1.7.0"] == 1520
+    after.close_counters()
+    assert CounterStore(path).load("k") == {TITLE: 8}
 
 
 def test_input_forms_hex_lines_hdlc_and_glo_ciphering_without_system_title() -> None:

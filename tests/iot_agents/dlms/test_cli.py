@@ -54,6 +54,9 @@ def test_decode_iec62056_file_and_bench() -> None:
     assert out["values"]["1-0:1.8.1.255"]["value"] == 1581.123
     bench = flexmeter("bench", "decode", "dlms", "--duration", "0.2", "--json")
     assert bench.returncode == 0, bench.stderr
-    figures = json.loads(bench.stdout)["figures"]
-    assert figures["han_apdus_per_s"]["value"] > 0
+    result = json.loads(bench.stdout)
+    figures = result["figures"]
+    assert figures["han_apdus_per_s"]["value"] > 0 and figures["han_apdus_first_sight_per_s"]["value"] > 0
     assert figures["ggc_decrypted_apdus_per_s"]["unit"] == "APDU/s"
+    assert result["conditions"]["checked"] == {"han_inputs_equal_to_general_path": 26, "han_values_per_round": 328,
+                                               "ggc_plaintexts_cross_checked": 13}
