@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,7 +32,16 @@ class Settings(BaseSettings):
     ql_url: str = Field("http://127.0.0.1:8668", description="Time series (embedded or QuantumLeap).")
     iota_url: str = Field("http://127.0.0.1:4041", description="IoT Agent north API.")
     service_url: str = Field("http://127.0.0.1:5050", description="Business-logic service.")
-    mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="MQTT broker for south traffic.")
+    mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="MQTT broker for south traffic "
+                          "(mqtt://[user[:password]@]host:port, or mqtts:// for TLS).")
+    mqtt_username: str | None = Field(None, description="MQTT user name when the URL carries none.")
+    mqtt_password: SecretStr | None = Field(None, description="MQTT password when the URL carries none "
+                                            "(keeps it out of command lines).")
+    mqtt_ca_file: Path | None = Field(None, description="CA certificate(s) (PEM) trusted for mqtts:// "
+                                      "(default: the system's CAs).")
+    mqtt_cert_file: Path | None = Field(None, description="Client certificate (PEM) for mqtts:// brokers that "
+                                        "require one.")
+    mqtt_key_file: Path | None = Field(None, description="Private key (PEM) of the client certificate.")
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/%2F", description="AMQP broker (Midori).")
     postgres_dsn: str | None = Field(None, description="PostgreSQL DSN for the time-series backend.")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from flexmeter.config import get_settings
 from flexmeter.iot_agents.core.amqp import AmqpTransport
 from flexmeter.iot_agents.core.coap import CoapPortInUse, CoapTransport, claim_port
 from flexmeter.iot_agents.core.command_flow import CommandFlow
@@ -23,6 +24,7 @@ from flexmeter.iot_agents.core.json_family import JsonFamily
 from flexmeter.iot_agents.core.mapping import Mapper
 from flexmeter.iot_agents.core.metrics import AgentMetrics
 from flexmeter.iot_agents.core.mqtt import MqttTransport
+from flexmeter.iot_agents.core.mqttlink import MqttConfigError, MqttEndpoint
 from flexmeter.iot_agents.core.north import NorthHooks, create_north_app
 from flexmeter.iot_agents.core.outbox import Outbox
 from flexmeter.iot_agents.core.pipeline import Inbound, Pipeline
@@ -42,6 +44,10 @@ class AgentConfig:
     north_port: int = 4041
     south_port: int = 7896
     mqtt_url: str | None = "mqtt://127.0.0.1:1883"
+    """``mqtt://[user[:password]@]host:port`` or ``mqtts://`` (TLS); credentials and TLS files not in the URL
+    come from the settings (``FLEXMETER_MQTT_USERNAME``, ``_PASSWORD``, ``_CA_FILE``, ``_CERT_FILE``, ``_KEY_FILE``)."""
+    mqtt_endpoint: MqttEndpoint | None = None
+    """Overrides ``mqtt_url`` and the settings (in-process agents)."""
     amqp_url: str | None = None
     coap_port: int | None = None
     """CoAP (UDP) south port; 0 = a free port; None = no CoAP server."""
@@ -91,8 +97,10 @@ class Agent:
                                  on_persisted=self.forwarder.wake)
         identity = hashlib.sha1(str(config.data_dir.resolve()).encode()).hexdigest()[:12]
         self.routes: list[tuple[Family, Route]] = [(f, r) for f in self.families for r in f.routes]
-        self.mqtt = MqttTransport(config.mqtt_url, f"flexmeter-iota-{identity}", self.routes,
-                                  self.pipeline.submit) if config.mqtt_url else None
+        endpoint = config.mqtt_endpoint or (MqttEndpoint.from_settings(config.mqtt_url, get_settings())
+                                            if config.mqtt_url else None)
+        self.mqtt = MqttTransport(endpoint, f"flexmeter-iota-{identity}", self.routes,
+                                  self.pipeline.submit) if endpoint is not None else None
         self.amqp = AmqpTransport(config.amqp_url, f"flexmeter.iota.{identity}", self.routes,
                                   self.pipeline.submit) if config.amqp_url else None
         self.coap = CoapTransport(config.host, config.coap_port, self.routes, self.pipeline.submit,
@@ -127,6 +135,7 @@ class Agent:
 
     def _status(self) -> dict[str, object]:
         return {"mqtt": None if self.mqtt is None else self.mqtt.connected.is_set(),
+                "mqttError": None if self.mqtt is None else self.mqtt.last_error,
                 "amqp": None if self.amqp is None else self.amqp.connected.is_set(),
                 "coap": None if self.coap is None else self.coap.url,
                 "pipeline": self.pipeline.pending(), "inbox": self.outbox.inbox_depth(),
@@ -157,7 +166,7 @@ class Agent:
         self.forwarder.wake()  # whatever a previous run left in the outbox
         self.commands.start()
         self._start_families()
-        south_app = create_south_app(self.routes, self.pipeline.submit)
+        south_app = create_south_app(self.routes, self.pipeline.submit, poll=self.commands.poll)
         self.south = BackgroundServer(south_app, host=self.config.host, port=self.config.south_port, threads=8)
         self.south.start()
         if self.coap is not None:
@@ -170,9 +179,12 @@ class Agent:
         # is down does not block the start: the transports keep reconnecting in the background.
         deadline = time.monotonic() + 5
         for transport in (self.mqtt, self.amqp):
-            if transport is not None and transport.routes and not transport.connected.wait(
-                    max(0.0, deadline - time.monotonic())):
-                log.warning("%s not connected yet; continuing, it keeps retrying", type(transport).__name__)
+            if transport is None or not transport.routes:
+                continue
+            while not transport.connected.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+                if time.monotonic() >= deadline or getattr(transport, "refused", False):
+                    log.warning("%s not connected yet; continuing, it keeps retrying", type(transport).__name__)
+                    break
         print(f"south on {self.south.url}", flush=True)
         if self.coap is not None:
             print(f"coap on {self.coap.url}", flush=True)
@@ -225,7 +237,11 @@ def run_agent(config: AgentConfig) -> None:
     # MQTT broker's in-flight window stalls while it waits.
     sys.setswitchinterval(0.0005)
     logging.getLogger("pika").setLevel(logging.WARNING)  # pika logs every connection step at INFO
-    agent = Agent(config)
+    try:
+        agent = Agent(config)
+    except MqttConfigError as exc:  # a bad --mqtt-url or TLS file: say so, no traceback
+        print(f"agent: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from exc
     agent.start()
     log.info("IoT Agent with families %s; north %s, broker %s", [f.name for f in agent.families],
              agent.north_url, config.ngsi_url)

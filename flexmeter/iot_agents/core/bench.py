@@ -28,7 +28,8 @@ from typing import Any
 import requests
 from flask import Flask, Response, request
 
-from flexmeter.iot_agents.core.mqtt import host_port
+from flexmeter.config import get_settings
+from flexmeter.iot_agents.core.mqttlink import MqttEndpoint
 from flexmeter.iot_agents.core.rawmqtt import RawPublisher
 from flexmeter.serving import BackgroundServer
 
@@ -36,10 +37,11 @@ READY = re.compile(r"ready on (http://\S+)")
 
 
 class _Child:
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "flexmeter", *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1", "FLEXMETER_LOG_LEVEL": "WARNING"})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", "FLEXMETER_LOG_LEVEL": "WARNING",
+                                          **(env or {})})
         self.url = ""
         deadline = time.time() + 60
         assert self.proc.stdout is not None
@@ -85,6 +87,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def run_bench(*, duration: float, rate: int, devices: int, mqtt_url: str, per_message: int = 1) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="flexmeter-bench-agent-"))
+    endpoint = MqttEndpoint.from_settings(mqtt_url, get_settings())  # the agent child reads the same settings
     latencies: list[float] = []
     lat_lock = threading.Lock()
     sink_app = Flask("bench-sink")
@@ -103,7 +106,9 @@ def run_bench(*, duration: float, rate: int, devices: int, mqtt_url: str, per_me
     sink = BackgroundServer(sink_app, threads=4).start()
     broker = _Child(["broker", "--port", "0", "--db", str(work / "broker.db")])
     agent = _Child(["agent", "json", "--north-port", "0", "--south-port", "0", "--ngsi-url", broker.url,
-                    "--mqtt-url", mqtt_url, "--amqp-url", "none", "--data-dir", str(work / "agent")])
+                    "--mqtt-url", endpoint.url_without_password, "--amqp-url", "none",
+                    "--data-dir", str(work / "agent")],  # the password through the environment, not argv
+                   env={"FLEXMETER_MQTT_PASSWORD": endpoint.password} if endpoint.password is not None else None)
     service = f"bench{uuid.uuid4().hex[:8]}"
     headers = {"Fiware-Service": service, "Fiware-ServicePath": "/bench"}
     apikey = f"bench{uuid.uuid4().hex[:8]}"
@@ -122,8 +127,7 @@ def run_bench(*, duration: float, rate: int, devices: int, mqtt_url: str, per_me
         deadline = time.time() + 30
         while not requests.get(f"{agent.url}/health", timeout=5).json().get("mqtt") and time.time() < deadline:
             time.sleep(0.1)
-        host, port = host_port(mqtt_url)
-        publisher = RawPublisher(host, port, f"bench-{uuid.uuid4().hex[:8]}")
+        publisher = RawPublisher.from_url(endpoint, f"bench-{uuid.uuid4().hex[:8]}")
         topics = [f"/json/{apikey}/m{i}/attrs" for i in range(devices)]
         last_value: dict[int, int] = {}
         published = 0
@@ -205,7 +209,7 @@ def run_bench(*, duration: float, rate: int, devices: int, mqtt_url: str, per_me
             "notifications": len(sample),
             "conditions": {
                 "duration_s": duration, "target_rate_per_s": rate, "devices": devices,
-                "readings_per_message": per_message, "messages": messages, "mqtt": mqtt_url, "qos": 1,
+                "readings_per_message": per_message, "messages": messages, "mqtt": endpoint.display, "qos": 1,
                 "broker": "embedded (flexmeter broker)",
                 "agent": "flexmeter agent json (SQLite outbox, synchronous=NORMAL)",
                 "cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),

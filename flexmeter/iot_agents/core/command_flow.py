@@ -6,6 +6,12 @@ its own north ``/notify``. A notified non-empty command value is encoded by the 
 ``PENDING``. The device's ``/cmdexe`` reply sets ``OK``/``ERROR`` and ``<cmd>_info``; no reply within the
 timeout sets ``ERROR``. Pending commands live in SQLite, so a restart does not forget a timeout. Status
 updates go through the outbox like readings.
+
+Polling (iotagent-json's HTTP devices): a device (or its group) with ``transport: HTTP`` and no ``endpoint``
+is not sent anything; its commands are queued (``PENDING``) until it asks with ``GET /iot/json?k=&i=&getCmd=1``
+(or a measure ``POST`` with ``getCmd=1``), which answers ``{"<cmd>": value, ...}`` and sets ``DELIVERED``;
+its result on ``POST /iot/json/commands?k=&i=`` sets ``OK``. Not fetched, or not answered, within the
+timeout: ``ERROR``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flexmeter.iot_agents.core.errors import DeviceGroupNotFound, DeviceNotFound
 from flexmeter.iot_agents.core.family import CommandReply, Family
 from flexmeter.iot_agents.core.mapping import DeviceView, EntityUpdate
 from flexmeter.iot_agents.core.metrics import AgentMetrics
@@ -32,6 +39,17 @@ from flexmeter.ngsi.errors import NgsiClientError, NgsiResponseError
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
+
+
+def is_polling(view: DeviceView) -> bool:
+    """iotagent-json's rule: an HTTP device without an ``endpoint`` fetches its commands (polling)."""
+    return str(view.get("transport") or "").upper() == "HTTP" and not view.get("endpoint")
+
+
+def _subscribed(commands: list[str]) -> Json:
+    """What a subscription row records; a row of an earlier form (a bare list, subscriptions without
+    ``onlyChangedAttrs``) differs, so the subscription is made again."""
+    return {"commands": commands, "onlyChangedAttrs": True}
 
 
 FORBIDDEN = str.maketrans({c: " " for c in "<>\"'=;()"})
@@ -70,7 +88,12 @@ class CommandFlow:
                 subscription_id TEXT, commands TEXT, PRIMARY KEY (service, service_path, device_id));
             """
         )
+        if "state" not in {row[1] for row in self._db.execute("PRAGMA table_info(pending)")}:
+            # 'sent' (published, waiting for the reply), 'queued' (polling: waiting for the device to fetch
+            # it), 'delivered' (polling: fetched, waiting for the reply)
+            self._db.execute("ALTER TABLE pending ADD COLUMN state TEXT NOT NULL DEFAULT 'sent'")
         self._lock = threading.Lock()
+        self._pending_lock = threading.Lock()
         self._todo: set[tuple[str, str, str]] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="iota-commands", daemon=True)
@@ -130,7 +153,7 @@ class CommandFlow:
                                "service_path = ? AND device_id = ?", (service, service_path, device_id)).fetchone()
         view = self._view(service, service_path, device_id)
         commands = sorted(c["name"] for c in view.commands()) if view else []
-        if row and (not commands or json.loads(row[1]) != commands):
+        if row and (not commands or json.loads(row[1]) != _subscribed(commands)):
             try:
                 self.client.delete_subscription(row[0], headers=headers)
             except NgsiResponseError as exc:
@@ -154,11 +177,11 @@ class CommandFlow:
             "description": f"flexmeter IoT Agent commands of {device_id}",
             "subject": {"entities": [{"id": entity_id, "type": entity_type}], "condition": {"attrs": commands}},
             "notification": {"http": {"url": f"{self.north_url}/notify"}, "attrs": commands,
-                             "attrsFormat": "normalized"},
+                             "attrsFormat": "normalized", "onlyChangedAttrs": True},
         }
         subscription_id = self.client.create_subscription(subscription, headers=headers)
         self._db.execute("INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?, ?)",
-                         (service, service_path, device_id, subscription_id, json.dumps(commands)))
+                         (service, service_path, device_id, subscription_id, json.dumps(_subscribed(commands))))
         log.info("subscribed to the commands %s of %s (%s)", commands, device_id, subscription_id)
 
     # -- execution -----------------------------------------------------------------------------------------
@@ -213,22 +236,68 @@ class CommandFlow:
                 f"{command}_info": {"type": "commandResult", **_stamp(str(exc), stamp)}})], family.name)
             self.metrics.commands.inc(status="ERROR", family=family.name)
             return
-        self._db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (view.service, view.service_path, view.device_id, command, json.dumps(value), entity_id,
-                          entity_type, time.time() + self.timeout))
+        polling = is_polling(view)
+        with self._pending_lock:
+            self._db.execute("INSERT OR REPLACE INTO pending (service, service_path, device_id, command, value, "
+                             "entity_id, entity_type, expires, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (view.service, view.service_path, view.device_id, command, json.dumps(value),
+                              entity_id, entity_type, time.time() + self.timeout, "queued" if polling else "sent"))
         self._persist([EntityUpdate(view.service, view.service_path, entity_id, entity_type,
                                     {f"{command}_status": {"type": "commandStatus",
                                                            **_stamp("PENDING", datetime.now(UTC))}})],
                       family.name)
-        self.publish(outgoing.topic, outgoing.payload)
         self.metrics.commands.inc(status="PENDING", family=family.name)
+        if polling:
+            log.info("command %s queued for %s (polling)", command, view.device_id)
+            return
+        self.publish(outgoing.topic, outgoing.payload)
         log.info("command %s sent to %s on %s", command, view.device_id, outgoing.topic)
+
+    def poll(self, apikey: str, device_id: str) -> Json:
+        """The commands queued for a polling device, ``{"<cmd>": value}`` (one value per command, the last),
+        now ``DELIVERED``; ``{}`` when there are none. Unknown apikey or device: the FIWARE errors."""
+        device = self.registry.find_device_by_apikey(device_id, apikey)
+        group = self.registry.group_by_apikey(apikey)
+        if device is None and group is not None:
+            device = self.registry.find_device(group["service"], group["subservice"], device_id)
+        if device is None:
+            if group is None:
+                raise DeviceGroupNotFound({"apikey": apikey, "resource": ""})
+            if group.get("autoprovision", True) is False:
+                raise DeviceNotFound(device_id)
+            return {}  # not provisioned yet: nothing can be queued for it
+        service, path = str(device["service"]), str(device["service_path"])
+        with self._pending_lock:
+            rows = self._db.execute("SELECT command, value, entity_id, entity_type FROM pending WHERE service = ? "
+                                    "AND service_path = ? AND device_id = ? AND state = 'queued' ORDER BY rowid",
+                                    (service, path, device_id)).fetchall()
+            if not rows:
+                return {}
+            self._db.execute("UPDATE pending SET state = 'delivered', expires = ? WHERE service = ? AND "
+                             "service_path = ? AND device_id = ? AND state = 'queued'",
+                             (time.time() + self.timeout, service, path, device_id))
+        stamp = datetime.now(UTC)
+        commands: Json = {}
+        attrs: Json = {}
+        for command, value, _, _ in rows:
+            decoded = json.loads(value)
+            if not (isinstance(decoded, str) and not decoded.strip()):  # iotagent-json skips blank values
+                commands[command] = decoded
+            attrs[f"{command}_status"] = {"type": "commandStatus", **_stamp("DELIVERED", stamp)}
+            attrs[f"{command}_info"] = {"type": "commandResult", **_stamp(" ", stamp)}
+        view = DeviceView(device, self.registry.group_for_device(service, path, device))
+        family = self._family(view)
+        self._persist([EntityUpdate(service, path, rows[0][2], rows[0][3], attrs)], family.name)
+        self.metrics.commands.inc(len(rows), status="DELIVERED", family=family.name)
+        log.info("commands %s delivered to %s (polling)", sorted(commands), device_id)
+        return commands
 
     def on_reply(self, view: DeviceView, reply: CommandReply, received_at: datetime) -> list[EntityUpdate]:
         """Pipeline hook for a device's ``/cmdexe``: the status/info updates (persisted by the pipeline)."""
         family = self._family(view)
-        self._db.execute("DELETE FROM pending WHERE service = ? AND service_path = ? AND device_id = ? AND "
-                         "command = ?", (view.service, view.service_path, view.device_id, reply.command))
+        with self._pending_lock:
+            self._db.execute("DELETE FROM pending WHERE service = ? AND service_path = ? AND device_id = ? AND "
+                             "command = ?", (view.service, view.service_path, view.device_id, reply.command))
         self.metrics.commands.inc(status=reply.status, family=family.name)
         info = reply.info if reply.info is not None else ""
         return [EntityUpdate(view.service, view.service_path, view.entity_id(family, None),
@@ -238,19 +307,22 @@ class CommandFlow:
 
     def expire(self) -> None:
         now = time.time()
-        rows = self._db.execute("SELECT service, service_path, device_id, command, entity_id, entity_type "
-                                "FROM pending WHERE expires <= ?", (now,)).fetchall()
+        with self._pending_lock:
+            rows = self._db.execute("SELECT service, service_path, device_id, command, entity_id, entity_type, state "
+                                    "FROM pending WHERE expires <= ?", (now,)).fetchall()
+            for service, path, device_id, command, *_ in rows:
+                self._db.execute("DELETE FROM pending WHERE service = ? AND service_path = ? AND device_id = ? AND "
+                                 "command = ?", (service, path, device_id, command))
         if not rows:
             return
         stamp = datetime.now(UTC)
         updates = []
-        for service, path, device_id, command, entity_id, entity_type in rows:
+        for service, path, _device_id, command, entity_id, entity_type, state in rows:
+            why = (f"not fetched by the device within {self.timeout:g} s" if state == "queued"
+                   else f"no reply from the device within {self.timeout:g} s")
             updates.append(EntityUpdate(service, path, entity_id, entity_type, {
                 f"{command}_status": {"type": "commandStatus", **_stamp("ERROR", stamp)},
-                f"{command}_info": {"type": "commandResult",
-                                    **_stamp(f"no reply from the device within {self.timeout:g} s", stamp)}}))
-            self._db.execute("DELETE FROM pending WHERE service = ? AND service_path = ? AND device_id = ? AND "
-                             "command = ?", (service, path, device_id, command))
+                f"{command}_info": {"type": "commandResult", **_stamp(why, stamp)}}))
             self.metrics.commands.inc(status="TIMEOUT", family="")
         self._persist(updates, "commands")
 

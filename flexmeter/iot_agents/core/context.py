@@ -53,9 +53,14 @@ class AgentContext(FamilyContext):
             self._pipeline.submit(Inbound(self.family, message, done=lambda outcome: None))
 
     def dead_letter(self, error: str, reason: str, raw: bytes | str,
-                    context: Mapping[str, Any] | None = None) -> None:
+                    context: Mapping[str, Any] | None = None, apikey: str | None = None) -> None:
         data = raw.encode() if isinstance(raw, str) else raw
-        self._outbox.put([], [NewDeadLetter(self.family.name, error, reason, data, dict(context or {}))])
+        details = dict(context or {})
+        params = details.get("params")
+        key = (apikey or details.get("apikey") or (params.get("apikey") if isinstance(params, Mapping) else None)
+               or self.family.default_apikey)
+        tenant = self._pipeline.resolver.tenant(str(key)) if key else None
+        self._outbox.put([], [NewDeadLetter(self.family.name, error, reason, data, details).for_tenant(tenant)])
         self._metrics.dead_lettered.inc(family=self.family.name)
         log.warning("dead letter (%s, %s): %s", self.family.name, error, reason)
 

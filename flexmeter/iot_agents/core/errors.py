@@ -115,3 +115,9 @@ class AllItemsRejected(IotAgentError):
         super().__init__(message)
         self.name = name
         self.status = status
+
+
+class PersistTimeout(IotAgentError):
+    """The pipeline did not commit a south HTTP measure in time (the device should retry)."""
+
+    name, status = "TIMEOUT", 503

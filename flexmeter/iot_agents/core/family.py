@@ -223,8 +223,10 @@ class FamilyContext(ABC):
         Durable through the inbox when ``message.route`` is one of the family's ``routes``."""
 
     @abstractmethod
-    def dead_letter(self, error: str, reason: str, raw: bytes | str, context: Mapping[str, Any] | None = None) -> None:
-        """Store one dead letter now (durably), counted for this family."""
+    def dead_letter(self, error: str, reason: str, raw: bytes | str, context: Mapping[str, Any] | None = None,
+                    apikey: str | None = None) -> None:
+        """Store one dead letter now (durably), counted for this family. It belongs to the tenant of
+        ``apikey`` (else of the context's ``apikey`` or ``params.apikey``, else the family's ``default_apikey``)."""
 
     @abstractmethod
     def devices(self, protocol: str | None = None) -> list[tuple[Json, Json | None]]:
@@ -262,6 +264,9 @@ class Family:
     """True when ``decode`` reads ``message.config`` (the group's internal_attributes)."""
     uses_secrets: bool = False
     """True when ``decode`` needs ``message.secrets`` (a key lookup for decryption)."""
+    default_apikey: str | None = None
+    """The service group of messages whose route carries no apikey (e.g. one fixed AMQP queue): the tenant
+    their dead letters belong to when the message cannot be decoded."""
 
     def decode(self, message: Message) -> list[Decoded]:
         """Bytes in, readings out. Raise :class:`DecodeError` (with the reason) on bad input."""

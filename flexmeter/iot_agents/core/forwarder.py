@@ -1,9 +1,12 @@
 """Drains the outbox into the broker with ``/v2/op/update`` (append), in order, with retries and back-off.
 
-One thread, oldest rows first, so a retry never lets a newer value overtake an older one. A batch is
-bounded by entity count and bytes, and lingers a few tens of milliseconds to coalesce when traffic is light.
-A connection failure or 5xx/429 keeps the rows and backs off exponentially (capped); a 4xx is bisected down
-to the single entity the broker rejects, which goes to the dead letters with the broker's reason.
+Oldest rows first, so a retry never lets a newer value overtake an older one. A batch is bounded by entity
+count and bytes, and lingers a few tens of milliseconds to coalesce when traffic is light. Up to
+``max_in_flight`` batches are in the broker at once (the next one is built while the broker applies the
+previous), and a batch is cut before the first row of an entity that an in-flight batch still carries, so
+each entity's updates reach the broker in order. A connection failure or 5xx/429 keeps the rows, lets the
+in-flight batches finish and backs off exponentially (capped), then resumes from the oldest row; a 4xx is
+bisected down to the single entity the broker rejects, which goes to the dead letters with the broker's reason.
 """
 
 from __future__ import annotations
@@ -12,7 +15,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from itertools import groupby
+
+import orjson
 
 from flexmeter.iot_agents.core.metrics import AgentMetrics
 from flexmeter.iot_agents.core.outbox import Outbox, OutboxRow
@@ -26,13 +33,38 @@ class _Retry(Exception):
     """The broker is unreachable or overloaded: keep the rows, back off."""
 
 
+EntityKey = tuple[str, str, str]
+
+
+def entity_key(row: OutboxRow) -> EntityKey:
+    """(tenant, service path, entity id) of a row; the id is sliced from the JSON text the pipeline wrote."""
+    text = row.entity
+    if text.startswith('{"id":"'):
+        end = text.find('"', 7)
+        if end > 0 and text[end - 1] != "\\":
+            return row.service, row.service_path, text[7:end]
+    return row.service, row.service_path, str(orjson.loads(text).get("id"))
+
+
+@dataclass
+class _Flight:
+    future: Future[None]
+    rows: list[OutboxRow]
+    keys: set[EntityKey]
+
+
 class Forwarder:
     def __init__(self, outbox: Outbox, ngsi_url: str, metrics: AgentMetrics, *, max_entities: int = 1000,
                  max_bytes: int = 900_000, linger: float = 0.02, min_backoff: float = 0.1,
-                 max_backoff: float = 5.0, token: str | None = None,
+                 max_backoff: float = 5.0, token: str | None = None, max_in_flight: int = 2,
                  on_forwarded: Callable[[list[OutboxRow]], None] | None = None) -> None:
         self.outbox = outbox
-        self.client = NgsiClient(ngsi_url, timeout=30)
+        self.ngsi_url = ngsi_url
+        self._clients = threading.local()
+        self._all_clients: list[NgsiClient] = []
+        self._clients_lock = threading.Lock()
+        self.max_in_flight = max(1, max_in_flight)
+        self._senders = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="iota-forwarder-send")
         self.metrics = metrics
         self.max_entities = max_entities
         self.max_bytes = max_bytes
@@ -54,7 +86,20 @@ class Forwarder:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=15)
-        self.client.close()
+        self._senders.shutdown(wait=True)
+        with self._clients_lock:
+            for client in self._all_clients:
+                client.close()
+
+    @property
+    def client(self) -> NgsiClient:
+        """This thread's NGSI client (batches in flight at once each use their own connection)."""
+        client: NgsiClient | None = getattr(self._clients, "client", None)
+        if client is None:
+            client = self._clients.client = NgsiClient(self.ngsi_url, timeout=30)
+            with self._clients_lock:
+                self._all_clients.append(client)
+        return client
 
     def wake(self) -> None:
         self._wake.set()
@@ -75,28 +120,73 @@ class Forwarder:
     def drain(self) -> None:
         """Send until the outbox is empty, or back off on failure (and return to wait)."""
         first = True
-        while not self._stop.is_set():
-            rows = self.outbox.peek(self.max_entities)
-            if not rows:
-                return
-            if first and len(rows) < self.max_entities and self.linger > 0:
-                oldest = rows[0].received
-                wait = self.linger - (time.time() - oldest)
-                if wait > 0:
-                    self._sleep(wait)
-                    rows = self.outbox.peek(self.max_entities)
-            first = False
+        flights: list[_Flight] = []
+        after = 0  # the newest row id handed to a sender
+        try:
+            while not self._stop.is_set():
+                if self._land(flights, block=len(flights) >= self.max_in_flight):
+                    return
+                rows = self.outbox.peek(self.max_entities, after=after)
+                if not rows:
+                    if not flights:
+                        return
+                    if self._land(flights, block=True):
+                        return
+                    continue
+                if first and not flights and len(rows) < self.max_entities and self.linger > 0:
+                    wait = self.linger - (time.time() - rows[0].received)
+                    if wait > 0:
+                        self._sleep(wait)
+                        rows = self.outbox.peek(self.max_entities)
+                first = False
+                keys = [entity_key(r) for r in rows]
+                busy = set().union(*(f.keys for f in flights))
+                if busy:
+                    cut = next((i for i, key in enumerate(keys) if key in busy), len(rows))
+                    rows, keys = rows[:cut], keys[:cut]
+                    if not rows:  # the oldest row waits for its entity's batch in flight
+                        if self._land(flights, block=True):
+                            return
+                        continue
+                after = rows[-1].id
+                flights.append(_Flight(self._senders.submit(self._send_rows, rows), rows, set(keys)))
+        finally:
+            self._land(flights, block=True, until_empty=True)
+
+    def _land(self, flights: list[_Flight], *, block: bool, until_empty: bool = False) -> bool:
+        """Collect finished batches (waiting for the oldest when ``block``); True after a retryable failure,
+        once every batch in flight has finished and the back-off has been slept."""
+        failed: list[tuple[list[OutboxRow], _Retry]] = []
+        landed = 0
+        while flights:
+            oldest = flights[0]
+            if not (block or until_empty or failed) and not oldest.future.done():
+                break
+            flights.pop(0)
             try:
-                self._send_rows(rows)
+                oldest.future.result()
+                landed += 1
             except _Retry as exc:
-                self.backoff = min(self.max_backoff, max(self.min_backoff, self.backoff * 2))
-                self.outbox.bump_attempts([r.id for r in rows])
-                self.metrics.retried.inc(len(rows), family=rows[0].family)
-                log.warning("broker unavailable (%s); %d updates kept, retrying in %.1f s", exc, len(rows),
-                            self.backoff)
-                self._sleep(self.backoff)
-                return
-            self.backoff = 0.0
+                failed.append((oldest.rows, exc))
+            block = False
+        if not failed:
+            if landed:
+                self.backoff = 0.0
+            return False
+        while flights:  # let the others finish before backing off: order is resumed from the oldest row
+            flight = flights.pop(0)
+            try:
+                flight.future.result()
+            except _Retry as exc:
+                failed.append((flight.rows, exc))
+        self.backoff = min(self.max_backoff, max(self.min_backoff, self.backoff * 2))
+        kept = [r for rows, _ in failed for r in rows]
+        self.outbox.bump_attempts([r.id for r in kept])
+        self.metrics.retried.inc(len(kept), family=kept[0].family)
+        log.warning("broker unavailable (%s); %d updates kept, retrying in %.1f s", failed[0][1], len(kept),
+                    self.backoff)
+        self._sleep(self.backoff)
+        return True
 
     def _send_rows(self, rows: list[OutboxRow]) -> None:
         chunk: list[OutboxRow] = []

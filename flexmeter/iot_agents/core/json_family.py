@@ -76,12 +76,13 @@ class JsonFamily(Family):
         return ("IoTA-JSON", "json", "")
 
     def decode(self, message: Message) -> list[Decoded]:
-        device_id = message.device_id
+        params = message.params
+        device_id = params.get("device_id")
         if not device_id:
             raise DecodeError("no device id in the topic or request")
         if message.route.kind == "cmdexe":
             return command_replies(device_id, parse_json(message))
-        attr = message.params.get("attr")
+        attr = params.get("attr")
         if attr:
             try:
                 value: Any = json.loads(message.text())
@@ -89,6 +90,11 @@ class JsonFamily(Family):
                 value = message.text()
             return [Reading(device_id, {attr: value})]
         payload = parse_json(message)
+        if type(payload) is dict:  # the usual single measure: its dict (fresh from the parser) as the values
+            if "TimeInstant" in payload:
+                return [Reading(device_id, {k: v for k, v in payload.items() if k != "TimeInstant"},
+                                payload["TimeInstant"])]
+            return [Reading(device_id, payload)]
         items = payload if isinstance(payload, list) else [payload]
         readings: list[Decoded] = []
         for index, item in enumerate(items):

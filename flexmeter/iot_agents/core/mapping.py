@@ -141,6 +141,9 @@ class _Plan:
     service_path: str = "/"
     simple: bool = False
     """No expression, other entity or component anywhere: the fast path needs no JEXL context."""
+    fast: dict[str, tuple[str, str | None, Json | None, bool]] = field(default_factory=dict)
+    """object_id -> (name, type or None, metadata or None, kept under explicitAttrs): ``by_key`` digested
+    once for the fast path."""
 
 
 class Mapper:
@@ -159,10 +162,14 @@ class Mapper:
         by_key, computed = _index(view.attribute_table(family, model))
         simple = not computed and not any(
             a.get("expression") or a.get("entity_name") or a.get("component") for a in by_key.values())
+        names = set(explicit) if isinstance(explicit, list) else None
+        fast = {key: (str(attr["name"]), str(attr["type"]) if attr.get("type") else None,
+                      attr["metadata"] if attr.get("metadata") else None,
+                      names is None or str(attr["name"]) in names or key in names)
+                for key, attr in by_key.items()}
         plan = _Plan(view.device, view.group, view.entity_type(family, model), view.entity_id(family, model),
-                     view.get("timezone"), view.get("timestamp", True) is not False, explicit,
-                     set(explicit) if isinstance(explicit, list) else None, by_key, computed,
-                     view.static_attributes(), view.service, view.service_path, simple)
+                     view.get("timezone"), view.get("timestamp", True) is not False, explicit, names, by_key,
+                     computed, view.static_attributes(), view.service, view.service_path, simple, fast)
         if len(self._plans) > 100_000:
             self._plans.clear()
         self._plans[key] = plan
@@ -272,21 +279,23 @@ class Mapper:
         time_meta = {"type": "DateTime", "value": stamp}
         explicit, explicit_names = plan.explicit, plan.explicit_names
         units = reading.units
+        fast = plan.fast
         for key, value in reading.values.items():
             if value is None or key in ("id", "type", "TimeInstant"):
                 continue
-            attr = plan.by_key.get(key)
-            if attr is None:
+            spec = fast.get(key)
+            if spec is None:
                 if explicit is True or explicit_names is not None:
                     continue
                 name, attr_type, metadata = key, "Text", {}
             else:
-                name = str(attr["name"])
-                if explicit_names is not None and name not in explicit_names and key not in explicit_names:
+                name, known_type, template, kept = spec
+                if not kept:
                     continue
-                attr_type = str(attr.get("type") or _json_type(value))
-                metadata = dict(attr["metadata"]) if attr.get("metadata") else {}
-                value = _coerce(value, attr_type)
+                attr_type = known_type or _json_type(value)
+                metadata = dict(template) if template else {}
+                if attr_type in NUMERIC_TYPES and isinstance(value, str):
+                    value = _coerce(value, attr_type)
             unit = units.get(key) if units else None
             if unit and "unitCode" not in metadata:
                 metadata["unitCode"] = {"type": "Text", "value": unit}

@@ -14,21 +14,41 @@ Maximum (2000) is the number of unacknowledged messages the MQTT broker may have
 A broker that speaks only MQTT 3.1.1 (the embedded amqtt broker, older Mosquitto, many cloud brokers)
 refuses the MQTT 5 CONNECT; the client then falls back to 3.1.1 with a persistent session (clean session 0)
 and keeps that version for the life of the transport.
+
+Credentials (``mqtt://user:password@host``) and TLS (``mqtts://``) are the connection's (``mqttlink.py``): a
+refused CONNECT or certificate is logged as an error, shown in ``last_error`` (``/health``), and retried
+with a back-off up to 30 s; the agent goes on with its other transports.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
-from urllib.parse import urlparse
+from collections.abc import Callable, Mapping
+from functools import partial
 
 from flexmeter.iot_agents.core.family import Family, Message, Route
+from flexmeter.iot_agents.core.mqttlink import (
+    MQTT5,
+    MQTT311,
+    MqttConnectRefused,
+    MqttEndpoint,
+    MqttError,
+    MqttProtocolError,
+    MqttSocket,
+    check_connack,
+    connect_packet,
+    encode_string,
+    encode_varint,
+    host_port,
+)
+from flexmeter.iot_agents.core.mqttlink import packet as _packet
 from flexmeter.iot_agents.core.pipeline import Inbound
+
+__all__ = ["MqttEndpoint", "MqttProtocolError", "MqttTransport", "encode_string", "encode_varint", "host_port"]
 
 log = logging.getLogger(__name__)
 
@@ -37,56 +57,50 @@ SESSION_EXPIRY = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 2000
 """Unacknowledged QoS 1 messages the MQTT broker may have in flight to the agent."""
 KEEPALIVE = 30
-MQTT5, MQTT311 = 5, 4
 _VERSION_REFUSED = {0x01, 0x84}  # 3.1.1 "unacceptable protocol version", MQTT 5 "unsupported protocol version"
-
-
-def host_port(url: str) -> tuple[str, int]:
-    parsed = urlparse(url)
-    return parsed.hostname or "127.0.0.1", parsed.port or 1883
-
-
-def encode_varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def encode_string(text: str) -> bytes:
-    raw = text.encode()
-    return struct.pack("!H", len(raw)) + raw
-
-
-def _packet(first: int, body: bytes) -> bytes:
-    return bytes([first]) + encode_varint(len(body)) + body
-
-
-class MqttProtocolError(Exception):
-    """The MQTT broker sent something this client does not accept (refused CONNECT, bad packet)."""
+TOPIC_CACHE = 100_000
+"""Distinct topics whose route the client remembers (cleared when full)."""
+AUTH_RETRY_MAX = 30.0
+"""Seconds between attempts once the MQTT broker refuses our credentials or certificate (it will not change
+its mind every 5 s; the operator fixes the configuration and the agent reconnects within this delay)."""
 
 
 class _VersionRefused(MqttProtocolError):
     """The MQTT broker refused MQTT 5: retry with 3.1.1."""
 
 
+def _needs_operator(exc: MqttError) -> bool:
+    """Refused credentials, a refused certificate or a bad setting: retrying soon does not help."""
+    if isinstance(exc, MqttConnectRefused):
+        return exc.is_auth
+    return not isinstance(exc, MqttProtocolError)
+
+
 class MqttTransport:
-    def __init__(self, url: str, client_id: str, routes: list[tuple[Family, Route]],
+    def __init__(self, url: str | MqttEndpoint, client_id: str, routes: list[tuple[Family, Route]],
                  submit: Callable[[Inbound], None]) -> None:
-        self.url = url
+        self.endpoint = url if isinstance(url, MqttEndpoint) else MqttEndpoint.parse(url)
+        self.url = self.endpoint.display
+        """The URL without the password: the only form that reaches logs and /health."""
+        self._tls = self.endpoint.ssl_context() if self.endpoint.tls else None  # a missing CA file fails here
         self.client_id = client_id
         self.routes = [(f, r) for f, r in routes if r.transport == "mqtt"]
         self.submit = submit
         self.connected = threading.Event()
+        self.last_error: str | None = None
+        """Why the last connection attempt failed or the session ended (None while connected)."""
+        self.refused = False
+        """The last attempt was refused for a reason only the operator can fix (credentials, certificate)."""
         self._stop = threading.Event()
-        self._sock: socket.socket | None = None
+        self._sock: MqttSocket | None = None
         self._send_lock = threading.Lock()
         self._next_id = 0
         self._last_send = 0.0
         self._acks = bytearray()
         self._ack_lock = threading.Lock()
+        self._by_topic: dict[bytes, tuple[Family, Route, Mapping[str, str]] | None] = {}
+        """Topic -> its route and parameters: matching every route per message costs more than the rest of
+        the reception (a topic is one device's; bounded by :data:`TOPIC_CACHE`)."""
         self.version = MQTT5
         self._thread = threading.Thread(target=self._run, name="iota-mqtt", daemon=True)
 
@@ -98,11 +112,9 @@ class MqttTransport:
         self._stop.set()
         sock = self._sock
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._send(bytes([0xE0, 0]))  # DISCONNECT, reason 0: the session (and its queue) stays
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            sock.shutdown()
         self._thread.join(timeout=5)
 
     def filters(self) -> list[str]:
@@ -122,32 +134,47 @@ class MqttTransport:
                 log.info("MQTT %s does not speak MQTT 5; using MQTT 3.1.1", self.url)
                 self.version = MQTT311
                 delay = 0.0
-            except (OSError, MqttProtocolError) as exc:
+            except MqttError as exc:
                 if self._stop.is_set():
                     break
+                self.last_error = str(exc)
+                self.refused = _needs_operator(exc)
+                if self.refused:  # credentials, certificate, configuration: not worth hammering
+                    delay = min(max(delay * 2, 1.0), AUTH_RETRY_MAX)
+                    log.error("MQTT %s: %s; retrying in %.0f s", self.url, exc, delay)
+                    self.connected.clear()
+                    self._close()
+                    self._stop.wait(delay)
+                    continue
+                log.warning("MQTT %s: %s; reconnecting in %.1f s", self.url, exc, delay)
+            except OSError as exc:
+                if self._stop.is_set():
+                    break
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.refused = False
                 log.warning("MQTT %s: %s; reconnecting in %.1f s", self.url, exc, delay)
             finally:
                 self.connected.clear()
-                if self._sock is not None:
-                    with contextlib.suppress(OSError):
-                        self._sock.close()
-                    self._sock = None
+                self._close()
             self._stop.wait(delay)
             delay = min(max(delay * 2, 0.2), 5.0)
 
+    def _close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
     # -- the session ----------------------------------------------------------------------------------------
     def _session(self) -> None:
-        host, port = host_port(self.url)
-        sock = socket.create_connection((host, port), timeout=10)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = self.endpoint.connect(timeout=10, context=self._tls)
         self._sock = sock
         v5 = self.version == MQTT5
-        variable = encode_string("MQTT") + bytes([self.version, 0x00]) + struct.pack("!H", KEEPALIVE)
+        props = b""
         if v5:
             props = (bytes([0x11]) + struct.pack("!I", SESSION_EXPIRY)
                      + bytes([0x21]) + struct.pack("!H", RECEIVE_MAXIMUM))
-            variable += encode_varint(len(props)) + props
-        self._send(_packet(0x10, variable + encode_string(self.client_id)))
+        self._send(connect_packet(self.client_id, version=self.version, keepalive=KEEPALIVE, clean=False,
+                                  endpoint=self.endpoint, properties=props))
         reader = _Reader(sock)
         try:
             first, body = reader.packet(self._stop)
@@ -155,11 +182,15 @@ class MqttTransport:
             if v5 and not self._stop.is_set():  # some 3.1.1-only brokers just close the connection
                 raise _VersionRefused() from exc
             raise
-        sock.settimeout(1.0)
-        if first >> 4 != 2 or len(body) < 2 or body[1] != 0:
-            if v5 and len(body) > 1 and body[1] in _VERSION_REFUSED:
-                raise _VersionRefused()
-            raise MqttProtocolError(f"CONNECT refused (reason {body[1] if len(body) > 1 else '?'})")
+        sock.set_timeout(1.0)
+        try:
+            resumed = check_connack(first, body, self.version, self.url)
+        except MqttConnectRefused as exc:
+            if v5 and exc.code in _VERSION_REFUSED:
+                raise _VersionRefused() from exc
+            raise
+        self.last_error = None
+        self.refused = False
         filters = self.filters()
         if filters:
             payload = b"".join(encode_string(f) + bytes([0x01]) for f in filters)  # QoS 1, no options
@@ -168,7 +199,7 @@ class MqttTransport:
         else:
             self.connected.set()
         log.info("MQTT connected to %s (session %s); subscribing to %s", self.url,
-                 "resumed" if body[0] & 1 else "new", ", ".join(filters))
+                 "resumed" if resumed else "new", ", ".join(filters))
         while not self._stop.is_set():
             if time.monotonic() - self._last_send > KEEPALIVE / 2:
                 self._send(bytes([0xC0, 0]))  # PINGREQ
@@ -185,7 +216,7 @@ class MqttTransport:
                     props_len, pos = _read_varint(body, 2)
                     codes = body[pos + props_len:]
                 if any(code >= 0x80 for code in codes):
-                    raise MqttProtocolError(f"SUBSCRIBE refused: {codes.hex()}")
+                    raise MqttProtocolError(f"SUBSCRIBE refused: {codes.hex()} (not authorized for a topic?)")
                 self.connected.set()  # subscribed: nothing published to our topics is missed from now on
             elif kind == 14:
                 raise MqttProtocolError(f"the MQTT broker disconnected us (reason {body[:1].hex() or '00'})")
@@ -193,29 +224,41 @@ class MqttTransport:
 
     def _on_publish(self, first: int, body: bytes) -> None:
         qos = (first >> 1) & 3
-        topic_len = struct.unpack_from("!H", body)[0]
-        topic = body[2:2 + topic_len].decode("utf-8", "replace")
+        topic_len = (body[0] << 8) | body[1]
         pos = 2 + topic_len
+        raw_topic = body[2:pos]
         packet_id = 0
         if qos:
-            packet_id = struct.unpack_from("!H", body, pos)[0]
+            packet_id = (body[pos] << 8) | body[pos + 1]
             pos += 2
         if self.version == MQTT5:
-            props_len, pos = _read_varint(body, pos)
-            pos += props_len
-        payload = body[pos:]
-        for family, route in self.routes:
-            params = route.match(topic)
-            if params is None:
-                continue
-            def ack(pid: int = packet_id, q: int = qos) -> None:
-                self._ack(pid, q)
-
-            self.submit(Inbound(family, Message(route, payload, params), ack=ack))
+            if body[pos] < 0x80:  # the usual one-byte property length
+                pos += 1 + body[pos]
+            else:
+                props_len, pos = _read_varint(body, pos)
+                pos += props_len
+        target = self._by_topic.get(raw_topic)
+        if target is None and raw_topic not in self._by_topic:
+            target = self._match(raw_topic.decode("utf-8", "replace"))
+            if len(self._by_topic) >= TOPIC_CACHE:
+                self._by_topic.clear()
+            self._by_topic[raw_topic] = target
+        if target is not None:
+            family, route, params = target
+            self.submit(Inbound(family, Message(route, body[pos:], params), ack=partial(self._ack, packet_id, qos)))
             return
-        log.warning("MQTT message on %s matches no route; acknowledged", topic)
+        log.warning("MQTT message on %s matches no route; acknowledged", raw_topic.decode("utf-8", "replace"))
         self._ack(packet_id, qos)
         self.flush_acks()
+
+    def _match(self, topic: str) -> tuple[Family, Route, Mapping[str, str]] | None:
+        """The first route matching ``topic``, with its parameters (shared by every message on the topic:
+        read-only, as ``Message.params`` always is)."""
+        for family, route in self.routes:
+            params = route.match(topic)
+            if params is not None:
+                return family, route, params
+        return None
 
     def _ack(self, packet_id: int, qos: int) -> None:
         """Queue the PUBACK; :meth:`flush_acks` (after each pipeline commit) sends them in one write."""
@@ -271,7 +314,7 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 class _Reader:
     """Whole MQTT packets out of a socket, with a read buffer (one recv serves many small packets)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: MqttSocket) -> None:
         self.sock = sock
         self.buffer = bytearray()
 

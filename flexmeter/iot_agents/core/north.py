@@ -2,7 +2,9 @@
 /iot/devices, plus /notify (commands), /metrics, /health and /iot/deadletters (flexmeter's).
 
 Status codes follow the FIWARE agents: 201 ``{}`` on create, 204 on PUT/DELETE, 404/409/400 with
-``{"name", "message"}`` bodies; ``fiware-service``/``fiware-servicepath`` are mandatory on /iot/*.
+``{"name", "message"}`` bodies; ``fiware-service``/``fiware-servicepath`` are mandatory on /iot/*, and every
+/iot/* answer is the caller's tenant's only (dead letters included). /metrics and /health carry counts, never
+a tenant's data or a secret.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def create_north_app(registry: Registry, outbox: Outbox, metrics: AgentMetrics, 
     @app.get("/health")
     def health() -> Response:
         return _json({"status": "ok", "outbox": outbox.depth(), "deadLetters": outbox.dead_count(),
-                      **hooks.status()})
+                      "deadLettersUnattributed": outbox.unattributed_count(), **hooks.status()})
 
     @app.get("/metrics")
     def metrics_view() -> Response:
@@ -220,9 +222,12 @@ def create_north_app(registry: Registry, outbox: Outbox, metrics: AgentMetrics, 
 
     @app.get("/iot/deadletters")
     def dead_letters() -> Response:
-        limit = request.args.get("limit", default=100, type=int) or 100
-        offset = request.args.get("offset", default=0, type=int) or 0
-        entries = [d.as_json() for d in outbox.dead_letters(limit, offset)]
-        return _json({"count": outbox.dead_count(), "deadLetters": entries})
+        """The caller's tenant's dead letters only (``fiware-servicepath: /*``: every path of the service).
+        Letters whose apikey no group has belong to no tenant and are listed to none (counted in /health)."""
+        service, path = tenant()
+        limit = min(request.args.get("limit", default=100, type=int) or 100, 1000)
+        offset = max(request.args.get("offset", default=0, type=int) or 0, 0)
+        count, letters = outbox.tenant_dead_letters(service, None if path in ("/*", "/#") else path, limit, offset)
+        return _json({"count": count, "deadLetters": [d.as_json() for d in letters]})
 
     return app

@@ -15,11 +15,23 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+try:  # a C JSON codec for the per-message inbox parameters; the stdlib when it is not installed
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None  # type: ignore[assignment]
 
 
-@dataclass(frozen=True)
-class OutboxRow:
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode() if orjson is not None else json.dumps(value)
+
+
+def _loads(text: str) -> Any:
+    return orjson.loads(text) if orjson is not None else json.loads(text)
+
+
+class OutboxRow(NamedTuple):
     id: int
     service: str
     service_path: str
@@ -38,6 +50,9 @@ class DeadLetter:
     error: str
     raw: bytes
     context: dict[str, Any]
+    service: str | None = None
+    """The tenant the message was addressed to (its apikey's service group); None when unknown."""
+    service_path: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         try:
@@ -48,8 +63,7 @@ class DeadLetter:
                 "raw": raw, "context": self.context}
 
 
-@dataclass(frozen=True)
-class NewRow:
+class NewRow(NamedTuple):
     service: str
     service_path: str
     entity: str
@@ -57,8 +71,7 @@ class NewRow:
     received: float
 
 
-@dataclass(frozen=True)
-class InboxRow:
+class InboxRow(NamedTuple):
     """A raw message as a transport received it, persisted before the transport acknowledges it."""
 
     family: str
@@ -77,6 +90,15 @@ class NewDeadLetter:
     reason: str
     raw: bytes
     context: dict[str, Any]
+    service: str | None = None
+    """Tenant (Fiware-Service) of the apikey the message came with; None: no group has it (unattributed:
+    listed to no tenant, see ``/iot/deadletters``)."""
+    service_path: str | None = None
+
+    def for_tenant(self, tenant: tuple[str, str] | None) -> NewDeadLetter:
+        if tenant is None or self.service is not None:
+            return self
+        return NewDeadLetter(self.family, self.error, self.reason, self.raw, self.context, *tenant)
 
 
 class Outbox:
@@ -106,6 +128,11 @@ class Outbox:
                 reason TEXT NOT NULL, raw BLOB NOT NULL, context TEXT NOT NULL);
             """
         )
+        columns = {row[1] for row in db.execute("PRAGMA table_info(dead_letters)")}
+        if "service" not in columns:  # an outbox.db of an earlier version: its letters stay unattributed
+            db.execute("ALTER TABLE dead_letters ADD COLUMN service TEXT")
+            db.execute("ALTER TABLE dead_letters ADD COLUMN service_path TEXT")
+        db.execute("CREATE INDEX IF NOT EXISTS dead_letters_tenant ON dead_letters (service, service_path, id)")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -147,9 +174,10 @@ class Outbox:
                            [(r.service, r.service_path, r.entity, r.family, r.received) for r in rows])
         if dead:
             now = time.time()
-            db.executemany("INSERT INTO dead_letters (at, family, error, reason, raw, context) VALUES "
-                           "(?, ?, ?, ?, ?, ?)",
-                           [(now, d.family, d.error, d.reason, d.raw, json.dumps(d.context)) for d in dead])
+            db.executemany("INSERT INTO dead_letters (at, family, error, reason, raw, context, service, service_path) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(now, d.family, d.error, d.reason, d.raw, json.dumps(d.context), d.service,
+                             d.service_path) for d in dead])
 
     # -- inbox: raw messages persisted before the ack, decoded afterwards ----------------------------------
     def put_inbox(self, items: Sequence[InboxRow]) -> None:
@@ -160,7 +188,7 @@ class Outbox:
         try:
             db.executemany("INSERT INTO inbox (family, transport, pattern, params, payload, content_type, received) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           [(i.family, i.transport, i.pattern, json.dumps(i.params), i.payload, i.content_type,
+                           [(i.family, i.transport, i.pattern, _dumps(i.params), i.payload, i.content_type,
                              i.received) for i in items])
         except BaseException:
             db.execute("ROLLBACK")
@@ -171,7 +199,7 @@ class Outbox:
         rows = self._conn().execute(
             "SELECT id, family, transport, pattern, params, payload, content_type, received FROM inbox "
             "ORDER BY id LIMIT ?", (limit,)).fetchall()
-        return [(r[0], InboxRow(r[1], r[2], r[3], json.loads(r[4]), bytes(r[5]), r[6], r[7])) for r in rows]
+        return [(r[0], InboxRow(r[1], r[2], r[3], _loads(r[4]), r[5], r[6], r[7])) for r in rows]
 
     def inbox_depth(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM inbox").fetchone()[0])
@@ -190,19 +218,31 @@ class Outbox:
             raise
         db.execute("COMMIT")
 
-    def peek(self, limit: int) -> list[OutboxRow]:
+    def peek(self, limit: int, after: int = 0) -> list[OutboxRow]:
+        """The oldest ``limit`` rows with an id above ``after`` (rows already in flight are not read again)."""
         rows = self._conn().execute(
-            "SELECT id, service, service_path, entity, family, received FROM outbox ORDER BY id LIMIT ?",
-            (limit,)).fetchall()
-        return [OutboxRow(*row) for row in rows]
+            "SELECT id, service, service_path, entity, family, received FROM outbox WHERE id > ? ORDER BY id "
+            "LIMIT ?", (after, limit)).fetchall()
+        return [OutboxRow._make(row) for row in rows]
 
     def delete(self, ids: list[int]) -> None:
+        """One ``BETWEEN`` per run of consecutive ids (the forwarder sends the oldest rows, mostly in order)."""
         if not ids:
             return
+        runs: list[tuple[int, int]] = []
+        ordered = sorted(ids)
+        start = end = ordered[0]
+        for i in ordered[1:]:
+            if i == end + 1:
+                end = i
+            elif i != end:
+                runs.append((start, end))
+                start = end = i
+        runs.append((start, end))
         db = self._conn()
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+            db.executemany("DELETE FROM outbox WHERE id BETWEEN ? AND ?", runs)
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -216,9 +256,11 @@ class Outbox:
         db = self._conn()
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("INSERT INTO dead_letters (at, family, error, reason, raw, context) VALUES (?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO dead_letters (at, family, error, reason, raw, context, service, service_path) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (time.time(), row.family, error, reason, row.entity.encode(),
-                        json.dumps({"service": row.service, "service_path": row.service_path, "stage": "forward"})))
+                        json.dumps({"service": row.service, "service_path": row.service_path, "stage": "forward"}),
+                        row.service, row.service_path))
             db.execute("DELETE FROM outbox WHERE id = ?", (row.id,))
         except BaseException:
             db.execute("ROLLBACK")
@@ -232,7 +274,27 @@ class Outbox:
         return int(self._conn().execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
 
     def dead_letters(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+        """Every tenant's (and the unattributed ones): for the agent itself, never for an API caller."""
         rows = self._conn().execute(
-            "SELECT id, at, family, reason, error, raw, context FROM dead_letters ORDER BY id LIMIT ? OFFSET ?",
-            (limit, offset)).fetchall()
-        return [DeadLetter(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), json.loads(r[6])) for r in rows]
+            "SELECT id, at, family, reason, error, raw, context, service, service_path FROM dead_letters "
+            "ORDER BY id LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+        return [DeadLetter(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), json.loads(r[6]), r[7], r[8]) for r in rows]
+
+    def tenant_dead_letters(self, service: str, service_path: str | None, limit: int = 100,
+                            offset: int = 0) -> tuple[int, list[DeadLetter]]:
+        """One tenant's dead letters and their count; ``service_path`` None = every path of the service."""
+        where, args = "service = ?", [service]
+        if service_path is not None:
+            where += " AND service_path = ?"
+            args.append(service_path)
+        db = self._conn()
+        count = int(db.execute(f"SELECT COUNT(*) FROM dead_letters WHERE {where}", args).fetchone()[0])
+        rows = db.execute(
+            "SELECT id, at, family, reason, error, raw, context, service, service_path FROM dead_letters "
+            f"WHERE {where} ORDER BY id LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+        return count, [DeadLetter(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), json.loads(r[6]), r[7], r[8])
+                       for r in rows]
+
+    def unattributed_count(self) -> int:
+        """Dead letters no tenant owns (an apikey no service group has)."""
+        return int(self._conn().execute("SELECT COUNT(*) FROM dead_letters WHERE service IS NULL").fetchone()[0])

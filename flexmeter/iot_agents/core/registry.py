@@ -112,6 +112,8 @@ class Registry:
             Path(secrets_path).chmod(0o600)
         self._lock = threading.RLock()
         self._cache: dict[tuple[str, ...], Any] = {}
+        self.version = 0
+        """Bumped by every committed write: what callers key their own caches of registry answers on."""
         self._db.executescript(
             """
             CREATE TABLE IF NOT EXISTS groups (
@@ -146,6 +148,7 @@ class Registry:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self.version += 1
 
     # -- groups ----------------------------------------------------------------------------------------
     def create_groups(self, service: str, subservice: str, groups: list[Json]) -> None:

@@ -51,10 +51,11 @@ def to_utc(value: datetime | str | float | int | None, timezone: str | None, dev
 
 def iso(instant: datetime) -> str:
     """ISO 8601 UTC with milliseconds and ``Z``, as Orion writes DateTime values."""
-    return _iso_ms(round(instant.timestamp() * 1000))
+    seconds, millis = divmod(round(instant.timestamp() * 1000), 1000)
+    return f"{_iso_second(seconds)}{millis:03d}Z"
 
 
 @lru_cache(maxsize=4096)
-def _iso_ms(millis: int) -> str:
-    instant = datetime.fromtimestamp(millis / 1000, UTC)
-    return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
+def _iso_second(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.`` of an epoch second: formatted once for the thousands of readings in it."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.")

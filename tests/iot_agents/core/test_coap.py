@@ -118,14 +118,16 @@ def test_connode_gateway_document_over_coap_blockwise(agent: FlexmeterProcess, m
     assert heat["meterType"]["value"] == "Heat"
 
 
-def test_malformed_payload_gets_4_00_and_is_dead_lettered(agent: FlexmeterProcess, room: str) -> None:
+def test_malformed_payload_gets_4_00_and_is_dead_lettered(agent: FlexmeterProcess, room: str,
+                                                          tenant: dict[str, str]) -> None:
     response = coap(Code.POST, f"{coap_url(agent)}/json/{room}/r1/attrs", b'{"t": 21,')
     assert response.code == Code.BAD_REQUEST
     assert response.opt.content_format == 50
     assert body(response) == {"name": "WRONG_SYNTAX", "message": "payload is not JSON: Expecting property name "
                               "enclosed in double quotes at line 1 column 10 (char 9)"}
     # the dead letter was committed before the answer: no waiting
-    letters = requests.get(f"{agent.url}/iot/deadletters", params={"limit": 1000}, timeout=5).json()["deadLetters"]
+    letters = requests.get(f"{agent.url}/iot/deadletters", params={"limit": 1000}, headers=tenant,
+                           timeout=5).json()["deadLetters"]
     mine = [d for d in letters if d["context"].get("params", {}).get("apikey") == room]
     assert len(mine) == 1
     assert mine[0]["raw"] == '{"t": 21,' and mine[0]["error"] == "WRONG_SYNTAX"

@@ -11,7 +11,7 @@ import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
 from flexmeter.iot_agents.core.mqtt import host_port
-from tests.iot_agents.core.conftest import AgentFactory, get_entity, must_get_entity, provision, wait_for
+from tests.iot_agents.core.conftest import AgentFactory, get_entity, must_get_entity, provision, south_url, wait_for
 from tests.support.processes import FlexmeterProcess
 
 
@@ -74,5 +74,67 @@ def test_command_round_trip_and_timeout(agent_factory: AgentFactory, module_brok
                  timeout=10)
         entity = get_entity(ngsi, tenant, "Switch:sw1")
         assert entity is not None and "no reply" in entity["reboot_info"]["value"]
+        assert device.received == [{"ping": "hello"}, {"reboot": "now"}]  # ping is not sent again with reboot
     finally:
         device.close()
+
+
+def test_polling_commands_for_http_devices(agent_factory: AgentFactory, module_broker: FlexmeterProcess,
+                                           tenant: dict[str, str]) -> None:
+    """iotagent-json's polling: queued, fetched with getCmd=1 (DELIVERED), answered on /iot/json/commands."""
+    ngsi = module_broker.url
+    agent = agent_factory(ngsi, "json", extra=("--command-timeout", "1.5"))
+    south = south_url(agent)
+    key = f"k{uuid.uuid4().hex[:8]}"
+    provision(agent.url, tenant, [{"apikey": key, "entity_type": "Valve", "autoprovision": False}],
+              [{"device_id": "v1", "protocol": "IoTA-JSON", "transport": "HTTP",
+                "commands": [{"name": "open", "type": "command"}, {"name": "close", "type": "command"}]}])
+    ids = {"k": key, "i": "v1"}
+
+    def status(command: str) -> str:
+        return str(must_get_entity(ngsi, tenant, "Valve:v1")[f"{command}_status"]["value"])
+
+    def command(name: str, value: object) -> None:
+        requests.post(f"{ngsi}/v2/entities/Valve:v1/attrs", headers=tenant, timeout=5,
+                      json={name: {"type": "command", "value": value}}).raise_for_status()
+
+    wait_for(lambda: status("open") == "UNKNOWN")
+    wait_for(lambda: requests.get(f"{ngsi}/v2/subscriptions", headers=tenant, timeout=5).json())
+    nothing = requests.get(f"{south}/iot/json", params={**ids, "getCmd": "1"}, timeout=5)
+    assert (nothing.status_code, nothing.json()) == (200, {})
+
+    command("open", {"percent": 40})
+    wait_for(lambda: status("open") == "PENDING")
+    fetched = requests.get(f"{south}/iot/json", params={**ids, "getCmd": "1"}, timeout=5)
+    assert (fetched.status_code, fetched.json()) == (200, {"open": {"percent": 40}})
+    wait_for(lambda: status("open") == "DELIVERED")
+    assert requests.get(f"{south}/iot/json", params={**ids, "getCmd": "1"}, timeout=5).json() == {}  # once
+    result = requests.post(f"{south}/iot/json/commands", params=ids, json={"open": "opened to 40%"}, timeout=5)
+    assert result.status_code == 200, result.text
+    wait_for(lambda: status("open") == "OK")
+    assert must_get_entity(ngsi, tenant, "Valve:v1")["open_info"]["value"] == "opened to 40%"
+
+    # a measure POST with getCmd=1 carries the queued command back; no answer -> ERROR; never fetched -> ERROR
+    command("close", "now")
+    wait_for(lambda: status("close") == "PENDING")
+    measure = requests.post(f"{south}/iot/json", params={**ids, "getCmd": "1"}, json={"flow": 3.5}, timeout=5)
+    assert (measure.status_code, measure.json()) == (200, {"close": "now"})
+    command("open", "again")
+    wait_for(lambda: status("open") == "PENDING")
+    entity = wait_for(lambda: (e := must_get_entity(ngsi, tenant, "Valve:v1"))["close_status"]["value"] == "ERROR"
+                      and e["open_status"]["value"] == "ERROR" and e, timeout=10)
+    assert entity["flow"]["value"] == 3.5
+    assert entity["close_info"]["value"] == "no reply from the device within 1.5 s"
+    assert entity["open_info"]["value"] == "not fetched by the device within 1.5 s"
+
+    # the FIWARE errors
+    unknown = requests.get(f"{south}/iot/json", params={"k": key, "i": "nobody", "getCmd": "1"}, timeout=5)
+    assert unknown.status_code == 404 and unknown.json()["name"] == "DEVICE_NOT_FOUND"
+    no_group = requests.get(f"{south}/iot/json", params={"k": "nokey", "i": "v1", "getCmd": "1"}, timeout=5)
+    assert no_group.status_code == 404 and no_group.json()["name"] == "DEVICE_GROUP_NOT_FOUND"
+    bare = requests.get(f"{south}/iot/json", params=ids, timeout=5)
+    assert bare.status_code == 400 and bare.json()["name"] == "MANDATORY_PARAMS_NOT_FOUND"
+    # a measure in the query (iotagent-json's GET ...&d=), answered with the (now no) commands
+    in_query = requests.get(f"{south}/iot/json", params={**ids, "d": '{"flow": 4.5}', "getCmd": "1"}, timeout=5)
+    assert (in_query.status_code, in_query.json()) == (200, {})
+    wait_for(lambda: must_get_entity(ngsi, tenant, "Valve:v1")["flow"]["value"] == 4.5)

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pika
 import pytest
@@ -81,6 +82,44 @@ def test_mqtt_http_and_amqp_measures_become_entity_attributes(
     assert _metric(agent.url, "iota_dead_lettered_total") == 2
 
 
+def test_dead_letters_are_listed_to_their_own_tenant_only(
+        agent_factory: AgentFactory, module_broker: FlexmeterProcess, tenant: dict[str, str]) -> None:
+    agent = agent_factory(module_broker.url, "json")
+    south = south_url(agent)
+    tenant_b = {"Fiware-Service": f"{tenant['Fiware-Service']}b", "Fiware-ServicePath": "/other"}
+    key_a, key_b = f"ka{uuid.uuid4().hex[:8]}", f"kb{uuid.uuid4().hex[:8]}"
+    provision(agent.url, tenant, [{"apikey": key_a, "entity_type": "Room"}])
+    provision(agent.url, tenant_b, [{"apikey": key_b, "entity_type": "Room", "autoprovision": False}])
+    for params, body in (({"k": key_a, "i": "r1"}, b'{"secret-of-a": '), ({"k": key_b, "i": "r1"}, b'{"b": 1}'),
+                         ({"k": key_b, "i": "r2"}, b'{"secret-of-b": '), ({"k": "nobody", "i": "x"}, b'{"x": 1}')):
+        response = requests.post(f"{south}/iot/json", params=params, data=body, timeout=10,
+                                 headers={"Content-Type": "application/json"})
+        assert response.status_code in (400, 404), response.text  # committed to the dead letters before this
+
+    def letters(headers: dict[str, str]) -> dict[str, Any]:
+        response = requests.get(f"{agent.url}/iot/deadletters", headers=headers, timeout=5)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    mine = letters(tenant)
+    assert mine["count"] == 1 and [d["raw"] for d in mine["deadLetters"]] == ['{"secret-of-a": ']
+    theirs = letters(tenant_b)
+    assert theirs["count"] == 2
+    assert {d["error"] for d in theirs["deadLetters"]} == {"DEVICE_NOT_FOUND", "WRONG_SYNTAX"}
+    assert "secret-of-a" not in json.dumps(theirs) and "secret-of-b" not in json.dumps(mine)
+    assert letters({**tenant_b, "Fiware-ServicePath": "/*"})["count"] == 2  # every path of the service
+    assert letters({**tenant_b, "Fiware-ServicePath": "/elsewhere"})["count"] == 0
+    assert letters({**tenant, "Fiware-Service": "nobody"})["count"] == 0  # the unknown apikey's: no tenant's
+    for missing in ({}, {"Fiware-Service": tenant["Fiware-Service"]}, {"Fiware-ServicePath": "/malmo"}):
+        response = requests.get(f"{agent.url}/iot/deadletters", headers=missing, timeout=5)
+        assert response.status_code == 400 and response.json()["name"] == "MISSING_HEADERS", response.text
+    health = requests.get(f"{agent.url}/health", timeout=5).json()
+    assert health["deadLetters"] == 4 and health["deadLettersUnattributed"] == 1
+    public = requests.get(f"{agent.url}/metrics", timeout=5).text + json.dumps(health)
+    assert "secret-of" not in public and key_a not in public and tenant["Fiware-Service"] not in public
+
+
 def _identity(agent: FlexmeterProcess) -> str:
     import hashlib
 
@@ -96,8 +135,8 @@ def test_malformed_payloads_are_dead_lettered_with_reason_and_bytes(
     publish_all(mqtt_url, [(f"/json/{key}/r1/attrs", b'{"t": 21,'), (f"/json/{key}/r1/attrs", b"[1, 2]"),
                            (f"/json/{key}/r1/attrs", b"\xff\xfe"), (f"/json/{key}/r1/attrs", b'{"t": 22}')])
     wait_for(lambda: get_entity(module_broker.url, tenant, "Room:r1"))
-    dead = wait_for(lambda: (d := requests.get(f"{agent.url}/iot/deadletters", timeout=5).json())["count"] == 3
-                    and d)
+    dead = wait_for(lambda: (d := requests.get(f"{agent.url}/iot/deadletters", headers=tenant,
+                                               timeout=5).json())["count"] == 3 and d)
     reasons = [entry["reason"] for entry in dead["deadLetters"]]
     assert ("payload is not JSON: Expecting property name enclosed in double quotes at line 1 column 10 (char 9)"
             in reasons)

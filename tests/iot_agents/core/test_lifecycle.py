@@ -114,6 +114,8 @@ def test_lifecycle_context_and_per_item_rejection(running: tuple[Agent, Lifecycl
     assert (letter.family, letter.error, letter.raw) == ("lifecycle", "WRONG_SYNTAX", b"b=x")
     assert letter.reason == "line 2: 'x' is not a number" and letter.context["line"] == 1
     assert letter.context["params"] == {"apikey": key} and letter.context["route"] == "/iot/lifecycle"
+    service, path = tenant["Fiware-Service"].lower(), tenant["Fiware-ServicePath"]
+    assert (letter.service, letter.service_path) == (service, path)  # the tenant of the group of its apikey
 
     # every item bad: the message is dead-lettered whole (its own bytes) and HTTP gets the first item's error
     response = requests.post(f"{agent.south.url}/iot/lifecycle", params={"k": key}, data="d=x\ne=y", timeout=10)
@@ -121,7 +123,7 @@ def test_lifecycle_context_and_per_item_rejection(running: tuple[Agent, Lifecycl
     assert response.json() == {"name": "WRONG_SYNTAX",
                                "message": "line 1: 'x' is not a number (and 1 more item(s) rejected)"}
     whole = agent.outbox.dead_letters()[-1]
-    assert whole.raw == b"d=x\ne=y"
+    assert whole.raw == b"d=x\ne=y" and (whole.service, whole.service_path) == (service, path)
     assert 'iota_dead_lettered_total{family="lifecycle"} 2' in north.get("/metrics").text
 
     # submit: a message as if a transport had received it (durable through the inbox: the route is the family's)
@@ -133,7 +135,12 @@ def test_lifecycle_context_and_per_item_rejection(running: tuple[Agent, Lifecycl
     last = agent.outbox.dead_letters()[-1]
     assert (last.error, last.reason, last.raw, last.context) == ("LIFECYCLE_TEST", "a reason", b"\x00\x01",
                                                                   {"why": "test"})
-    assert 'iota_dead_lettered_total{family="lifecycle"} 3' in north.get("/metrics").text
+    assert last.service is None  # nothing says whose it is: no tenant's
+    context.dead_letter("LIFECYCLE_TEST", "another", b"x", {"params": {"apikey": key}})
+    assert (agent.outbox.dead_letters()[-1].service, agent.outbox.dead_letters()[-1].service_path) == (service, path)
+    listed = north.get("/iot/deadletters", headers=tenant).get_json()
+    assert listed["count"] == 3 and [d["reason"] for d in listed["deadLetters"]][-1] == "another"
+    assert 'iota_dead_lettered_total{family="lifecycle"} 4' in north.get("/metrics").text
     # read-only lookups: copies of the provisioned (here autoprovisioned) devices with their group
     devices = dict((d["device_id"], g) for d, g in context.devices("lifecycle"))
     assert {"a", "c", "f", "ticker"} <= set(devices) and devices["a"] is not None and devices["a"]["apikey"] == key
