@@ -85,7 +85,8 @@ class Forwarder:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=15)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=15)
         self._senders.shutdown(wait=True)
         with self._clients_lock:
             for client in self._all_clients:
