@@ -50,7 +50,7 @@ def test_updates_of_one_entity_land_in_order_with_two_batches_in_flight(
             response = requests.get(f"{broker_process.url}/v2/entities/{entity_id}/attrs/reading/value",
                                     headers=headers, timeout=10)
             assert response.status_code == 200 and response.json() == expected, entity_id
-        count = requests.get(f"{broker_process.url}/v2/entities", params={"options": "count", "limit": 1},
+        count = requests.get(f"{broker_process.url}/v2/entities", params={"options": "count", "limit": "1"},
                              headers=headers, timeout=10).headers["Fiware-Total-Count"]
         assert int(count) == 1 + 7 + 300
     finally:
