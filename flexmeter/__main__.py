@@ -1,3 +1,3 @@
-from flexmeter.cli import app
+from flexmeter.cli import main
 
-app()
+main()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 
 import typer
 
@@ -46,6 +47,7 @@ GROUPS: dict[str, typer.Typer] = {
 # Modules exposing ``register(groups: dict[str, typer.Typer]) -> None``; each adds its own commands.
 COMMAND_MODULES: list[str] = [
     "flexmeter.stack.commands",
+    "flexmeter.config_commands",
     "flexmeter.quantumleap.commands",
     "flexmeter.iot_agents.commands",
     "flexmeter.contextbroker.commands",
@@ -73,3 +75,14 @@ def _register_all() -> None:
 
 
 _register_all()
+
+
+def main() -> None:
+    """The console entry point: a configuration error is one line on stderr and exit status 2, not a traceback."""
+    from flexmeter.config import ConfigError
+
+    try:
+        app()
+    except ConfigError as exc:
+        print(f"flexmeter: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -9,8 +9,14 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flexmeter.errors import FlexmeterError
+
+
+class ConfigError(FlexmeterError):
+    """A ``FLEXMETER_*`` variable holds a value its setting cannot take (the message names the variable)."""
 
 
 class Settings(BaseSettings):
@@ -45,6 +51,22 @@ class Settings(BaseSettings):
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/%2F", description="AMQP broker (Midori).")
     postgres_dsn: str | None = Field(None, description="PostgreSQL DSN for the time-series backend.")
 
+    corpus_dir: Path = Field(Path(__file__).resolve().parents[2] / "shared" / "corpus",
+                             description="The public meter frames the decoders' benchmarks read.")
+    mbus_duplicate_window: float = Field(900.0, description="Seconds an identical M-Bus telegram (repeated by "
+                                         "wM-Bus repeaters or gateways) is dropped as a duplicate.")
+    mbus_silence_check: float = Field(30.0, description="Seconds between the M-Bus agent's checks for silent "
+                                      "meters.")
+    dlms_udp_port: int | None = Field(None, description="DLMS/UDP (wrapper) listener of the DLMS agent: "
+                                      "unset = none, 0 = a free port.")
+    dlms_udp_host: str = Field("127.0.0.1", description="Address the DLMS/UDP listener binds to.")
+    dlms_udp_apikey: str = Field("dlms", description="Service group of meters pushing over DLMS/UDP.")
+    dlms_state_dir: Path | None = Field(None, description="Where the DLMS agent keeps its invocation counters "
+                                        "(default: the agent's data dir).")
+    midori_queue: str = Field("midori", description="AMQP queue the Midori agent consumes.")
+    midori_apikey: str = Field("midori", description="Service group of Midori messages whose routing key "
+                               "names none.")
+
     service: str = Field("flexmeter", description="Default Fiware-Service (tenant).")
     service_path: str = Field("/", description="Default Fiware-ServicePath.")
     token: str | None = Field(None, description="Bearer token sent to / required by north APIs.")
@@ -54,6 +76,17 @@ class Settings(BaseSettings):
         return self.data_dir / f"{name}.db"
 
 
+def load_settings() -> Settings:
+    """The settings from the environment; a bad value raises :class:`ConfigError` naming its variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"FLEXMETER_{'_'.join(str(part) for part in error['loc']).upper()}={error.get('input')!r}: "
+            f"{error['msg']}" for error in exc.errors())
+        raise ConfigError(f"bad configuration: {problems}") from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

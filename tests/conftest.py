@@ -12,14 +12,14 @@ from tests.support.processes import FlexmeterProcess
 from tests.support.services import require_service
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-CORPUS = Path(os.environ.get("FLEXMETER_CORPUS", SHARED / "corpus"))
+CORPUS = Path(os.environ.get("FLEXMETER_CORPUS_DIR", SHARED / "corpus"))
 SDM = Path(os.environ.get("FLEXMETER_SDM", SHARED / "sdm"))
 
 
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
     if not CORPUS.is_dir():
-        pytest.fail(f"corpus not found at {CORPUS} (set FLEXMETER_CORPUS)")
+        pytest.fail(f"corpus not found at {CORPUS} (set FLEXMETER_CORPUS_DIR)")
     return CORPUS
 
 

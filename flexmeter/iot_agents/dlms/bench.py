@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flexmeter.config import get_settings
+
 from .apdu import decode_apdu
 from .axdr import decode_data_exact
 from .decoder import Keys, decode_dlms
@@ -19,10 +21,7 @@ from .shapes import exact
 
 
 def corpus_dir() -> Path:
-    env = os.environ.get("FLEXMETER_CORPUS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[4] / "shared" / "corpus"
+    return get_settings().corpus_dir
 
 
 Rates = tuple[float, float, int, float, float]

@@ -10,12 +10,12 @@ UDP has no acknowledgement, so what is lost before the socket is lost (the meter
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from flexmeter.config import get_settings
 from flexmeter.iot_agents.core.family import Family, Message
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,8 @@ class DlmsUdpListener:
 
 def listener_from_env(family: Family, submit: Submit) -> DlmsUdpListener | None:
     """The listener configured by ``FLEXMETER_DLMS_UDP_PORT`` / ``_HOST`` / ``_APIKEY``, or None."""
-    port = os.environ.get("FLEXMETER_DLMS_UDP_PORT", "").strip()
-    if not port:
+    settings = get_settings()
+    if settings.dlms_udp_port is None:
         return None
-    return DlmsUdpListener(family, submit, host=os.environ.get("FLEXMETER_DLMS_UDP_HOST", "127.0.0.1"),
-                           port=int(port), apikey=os.environ.get("FLEXMETER_DLMS_UDP_APIKEY", "dlms"))
+    return DlmsUdpListener(family, submit, host=settings.dlms_udp_host, port=settings.dlms_udp_port,
+                           apikey=settings.dlms_udp_apikey)

@@ -9,15 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flexmeter.config import get_settings
+
 from .decoder import decode_mbus, parse_hex
 from .errors import DecodeError
 
 
 def default_corpus() -> Path:
-    env = os.environ.get("FLEXMETER_CORPUS")
-    if env:
-        return Path(env) / "libmbus"
-    return Path(__file__).resolve().parents[4] / "shared" / "corpus" / "libmbus"
+    return get_settings().corpus_dir / "libmbus"
 
 
 def load_frames(corpus: str | None) -> list[bytes]:

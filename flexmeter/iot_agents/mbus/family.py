@@ -15,7 +15,6 @@ are good is returned as a :class:`Rejected` item (the core dead-letters it alone
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from datetime import time as dtime
 from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import Any
 
+from flexmeter.config import get_settings
 from flexmeter.iot_agents.core.errors import DecodeError
 from flexmeter.iot_agents.core.family import (
     Decoded,
@@ -156,11 +156,11 @@ class MbusFamily(Family):
     uses_secrets = True
 
     def __init__(self, *, duplicate_window: float | None = None, check_every: float | None = None) -> None:
+        settings = get_settings()
         self.duplicates = DuplicateFilter(duplicate_window if duplicate_window is not None
-                                          else float(os.environ.get("FLEXMETER_MBUS_DUPLICATE_WINDOW", "900")))
+                                          else settings.mbus_duplicate_window)
         self.silence = SilenceWatch()
-        self.check_every = (check_every if check_every is not None
-                            else float(os.environ.get("FLEXMETER_MBUS_SILENCE_CHECK", "30")))
+        self.check_every = check_every if check_every is not None else settings.mbus_silence_check
         self._dropped = FamilyCounter(MetricsRegistry().counter(DUPLICATES, DUPLICATES_HELP), self.name)
         self._context: FamilyContext | None = None
 

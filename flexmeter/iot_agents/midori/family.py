@@ -10,10 +10,10 @@ time. The apikey (service group) is the message's ``apikey``, else the routing k
 from __future__ import annotations
 
 import json
-import os
 from decimal import Decimal
 from typing import Any
 
+from flexmeter.config import get_settings
 from flexmeter.iot_agents.core.errors import DecodeError
 from flexmeter.iot_agents.core.family import Decoded, Family, Message, Route, decode_each
 from flexmeter.iot_agents.midori.samples import AC_TABLE, device_name, sample_reading
@@ -63,8 +63,9 @@ class MidoriFamily(Family):
     default_entity_type = "ACMeasurement"
 
     def __init__(self) -> None:
-        self.queue = os.environ.get("FLEXMETER_MIDORI_QUEUE", "midori")
-        self.default_apikey = os.environ.get("FLEXMETER_MIDORI_APIKEY", "midori")
+        settings = get_settings()
+        self.queue = settings.midori_queue
+        self.default_apikey = settings.midori_apikey
         self.routes = (Route("amqp", "midori/{apikey}/{sensor}", queue=self.queue),)
 
     def decode(self, message: Message) -> list[Decoded]:
