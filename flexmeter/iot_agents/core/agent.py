@@ -114,7 +114,8 @@ class Agent:
         self.commands = CommandFlow(self.registry, self.outbox, self.metrics, config.data_dir / "commands.db",
                                     ngsi_url=config.ngsi_url, north_url=self.north_url, families=by_protocol,
                                     default_family=default, publish=self._publish, wake=self.forwarder.wake,
-                                    timeout=config.command_timeout, token=config.ngsi_token)
+                                    timeout=config.command_timeout, token=config.ngsi_token,
+                                    notify_token=config.token)
         self.pipeline.reply_handler = self.commands.on_reply
         self.pipeline.families = {f.name: f for f in self.families}
         if self.mqtt is not None:
@@ -193,7 +194,8 @@ class Agent:
         """Each family's lifecycle hook, once the pipeline runs (a family that cannot start, e.g. a UDP
         port in use, stops the agent from starting: a configuration error must not go unnoticed)."""
         for family in self.families:
-            context = AgentContext(family, self.pipeline, self.registry, self.outbox, self.metrics)
+            context = AgentContext(family, self.pipeline, self.registry, self.outbox, self.metrics,
+                                   data_dir=self.config.data_dir)
             try:
                 family.start(context)
             except BaseException:

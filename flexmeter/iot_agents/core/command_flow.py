@@ -7,24 +7,38 @@ its own north ``/notify``. A notified non-empty command value is encoded by the 
 timeout sets ``ERROR``. Pending commands live in SQLite, so a restart does not forget a timeout. Status
 updates go through the outbox like readings.
 
+HTTP push (iotagent-json's HTTP devices with an ``endpoint``, the device's or its group's): the command is
+POSTed to the endpoint (``{"<cmd>": value}``, ``fiware-service``/``fiware-servicepath`` headers) by a small
+pool of worker threads; the device's synchronous answer sets ``OK`` and ``<cmd>_info`` (an object's member
+named after a command, else the body itself), a failed request or a non-2xx answer sets ``ERROR`` with why.
+
 Polling (iotagent-json's HTTP devices): a device (or its group) with ``transport: HTTP`` and no ``endpoint``
 is not sent anything; its commands are queued (``PENDING``) until it asks with ``GET /iot/json?k=&i=&getCmd=1``
 (or a measure ``POST`` with ``getCmd=1``), which answers ``{"<cmd>": value, ...}`` and sets ``DELIVERED``;
 its result on ``POST /iot/json/commands?k=&i=`` sets ``OK``. Not fetched, or not answered, within the
 timeout: ``ERROR``.
+
+With a north token (``--token``), the subscriptions are ``httpCustom`` ones sending it (``X-Auth-Token``), as
+``/notify`` then requires it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
 
 from flexmeter.iot_agents.core.errors import DeviceGroupNotFound, DeviceNotFound
 from flexmeter.iot_agents.core.family import CommandReply, Family
@@ -46,10 +60,69 @@ def is_polling(view: DeviceView) -> bool:
     return str(view.get("transport") or "").upper() == "HTTP" and not view.get("endpoint")
 
 
-def _subscribed(commands: list[str]) -> Json:
+def push_endpoint(view: DeviceView) -> str | None:
+    """iotagent-json's rule: an HTTP device with an ``endpoint`` (its own or its group's) gets its commands
+    POSTed there (push); None for every other device."""
+    endpoint = view.get("endpoint")
+    if str(view.get("transport") or "").upper() == "HTTP" and endpoint:
+        return str(endpoint).strip()
+    return None
+
+
+def _subscribed(commands: list[str], notify_token: str | None = None) -> Json:
     """What a subscription row records; a row of an earlier form (a bare list, subscriptions without
-    ``onlyChangedAttrs``) differs, so the subscription is made again."""
-    return {"commands": commands, "onlyChangedAttrs": True}
+    ``onlyChangedAttrs``, another north token) differs, so the subscription is made again. The token
+    itself is not stored, only a short digest telling that it changed."""
+    row: Json = {"commands": commands, "onlyChangedAttrs": True}
+    if notify_token:
+        row["auth"] = hashlib.sha256(notify_token.encode()).hexdigest()[:8]
+    return row
+
+
+def _shown(url: str) -> str:
+    """An endpoint as ``<cmd>_info`` and logs may show it: without user and password."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _why_unreachable(exc: BaseException) -> str:
+    """The innermost OS reason of a failed connection (``connection refused``), else "": requests wraps it
+    in urllib3's errors (arguments, ``reason``, ``__cause__``)."""
+    todo: list[object] = [exc]
+    seen: set[int] = set()
+    while todo and len(seen) < 50:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, OSError) and item.strerror:
+            return item.strerror.lower()
+        todo.extend([*item.args, getattr(item, "reason", None), item.__cause__, item.__context__])
+    return ""
+
+
+@dataclass(frozen=True)
+class _Push:
+    """One command on its way to a device's HTTP endpoint."""
+
+    service: str
+    service_path: str
+    device_id: str
+    command: str
+    entity_id: str
+    entity_type: str
+    family: str
+    endpoint: str
+    payload: bytes
+    expires: float
+    """The pending row's: tells this push's row from a newer one of the same command."""
+    commands: list[str]
+    """The device's command names: an answer's members that name one of them set its status."""
 
 
 FORBIDDEN = str.maketrans({c: " " for c in "<>\"'=;()"})
@@ -65,7 +138,9 @@ class CommandFlow:
     def __init__(self, registry: Registry, outbox: Outbox, metrics: AgentMetrics, db_path: Path | str, *,
                  ngsi_url: str, north_url: str, families: dict[str, Family], default_family: Family,
                  publish: Callable[[str, bytes], None], wake: Callable[[], None], timeout: float = 30.0,
-                 token: str | None = None) -> None:
+                 token: str | None = None, notify_token: str | None = None, push_workers: int = 4) -> None:
+        """``token``: the broker's (NGSI requests); ``notify_token``: the agent's north token, which the
+        command subscriptions send to ``/notify``."""
         self.registry = registry
         self.outbox = outbox
         self.metrics = metrics
@@ -77,6 +152,13 @@ class CommandFlow:
         self.wake = wake
         self.timeout = timeout
         self.token = token
+        self.notify_token = notify_token or None
+        if self.notify_token and any(c in self.notify_token for c in "<>\"'=;()"):
+            log.warning("the north token has characters Orion forbids (<>\"'=;()): Orion will refuse the command "
+                        "subscriptions that send it; use a token without them (e.g. hex)")
+        self._push_queue: queue.SimpleQueue[_Push | None] = queue.SimpleQueue()
+        self._push_workers = max(1, push_workers)
+        self._pushers: list[threading.Thread] = []
         self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(
@@ -90,12 +172,14 @@ class CommandFlow:
         )
         if "state" not in {row[1] for row in self._db.execute("PRAGMA table_info(pending)")}:
             # 'sent' (published, waiting for the reply), 'queued' (polling: waiting for the device to fetch
-            # it), 'delivered' (polling: fetched, waiting for the reply)
+            # it), 'delivered' (polling: fetched, waiting for the reply), 'pushing' (HTTP push in flight)
             self._db.execute("ALTER TABLE pending ADD COLUMN state TEXT NOT NULL DEFAULT 'sent'")
         self._lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._todo: set[tuple[str, str, str]] = set()
         self._stop = threading.Event()
+        self._closed = threading.Event()
+        """Set when :meth:`stop` returns: the outbox may be closed, a late push result is not written."""
         self._thread = threading.Thread(target=self._run, name="iota-commands", daemon=True)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -105,8 +189,16 @@ class CommandFlow:
         self._thread.start()
 
     def stop(self) -> None:
+        """A push still in flight after a short wait is left pending: it expires to ``ERROR`` (after a
+        restart too), never to a status the device did not give."""
         self._stop.set()
+        for _ in self._pushers:
+            self._push_queue.put(None)
+        deadline = time.monotonic() + 2.0
+        for thread in self._pushers:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._thread.join(timeout=5)
+        self._closed.set()
         self.client.close()
 
     def _run(self) -> None:
@@ -153,7 +245,7 @@ class CommandFlow:
                                "service_path = ? AND device_id = ?", (service, service_path, device_id)).fetchone()
         view = self._view(service, service_path, device_id)
         commands = sorted(c["name"] for c in view.commands()) if view else []
-        if row and (not commands or json.loads(row[1]) != _subscribed(commands)):
+        if row and (not commands or json.loads(row[1]) != _subscribed(commands, self.notify_token)):
             try:
                 self.client.delete_subscription(row[0], headers=headers)
             except NgsiResponseError as exc:
@@ -173,15 +265,20 @@ class CommandFlow:
             init[f"{name}_status"] = {"type": "commandStatus", **_stamp("UNKNOWN", now)}
             init[f"{name}_info"] = {"type": "commandResult", **_stamp(" ", now)}
         self._persist([EntityUpdate(service, service_path, entity_id, entity_type, init)], family.name)
+        target: Json = {"url": f"{self.north_url}/notify"}
+        if self.notify_token:  # /notify requires the north token: the broker sends it (Orion's httpCustom)
+            channel: Json = {"httpCustom": {**target, "headers": {"X-Auth-Token": self.notify_token}}}
+        else:
+            channel = {"http": target}
         subscription = {
             "description": f"flexmeter IoT Agent commands of {device_id}",
             "subject": {"entities": [{"id": entity_id, "type": entity_type}], "condition": {"attrs": commands}},
-            "notification": {"http": {"url": f"{self.north_url}/notify"}, "attrs": commands,
-                             "attrsFormat": "normalized", "onlyChangedAttrs": True},
+            "notification": {**channel, "attrs": commands, "attrsFormat": "normalized", "onlyChangedAttrs": True},
         }
         subscription_id = self.client.create_subscription(subscription, headers=headers)
         self._db.execute("INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?, ?)",
-                         (service, service_path, device_id, subscription_id, json.dumps(_subscribed(commands))))
+                         (service, service_path, device_id, subscription_id,
+                          json.dumps(_subscribed(commands, self.notify_token))))
         log.info("subscribed to the commands %s of %s (%s)", commands, device_id, subscription_id)
 
     # -- execution -----------------------------------------------------------------------------------------
@@ -237,11 +334,16 @@ class CommandFlow:
             self.metrics.commands.inc(status="ERROR", family=family.name)
             return
         polling = is_polling(view)
+        endpoint = push_endpoint(view)
+        state = "queued" if polling else "pushing" if endpoint else "sent"
+        # a push has its own HTTP timeouts (connect, read); the row expires later, in case the agent stops
+        # with the request in flight
+        expires = time.time() + (2 * self.timeout + 5 if endpoint else self.timeout)
         with self._pending_lock:
             self._db.execute("INSERT OR REPLACE INTO pending (service, service_path, device_id, command, value, "
                              "entity_id, entity_type, expires, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              (view.service, view.service_path, view.device_id, command, json.dumps(value),
-                              entity_id, entity_type, time.time() + self.timeout, "queued" if polling else "sent"))
+                              entity_id, entity_type, expires, state))
         self._persist([EntityUpdate(view.service, view.service_path, entity_id, entity_type,
                                     {f"{command}_status": {"type": "commandStatus",
                                                            **_stamp("PENDING", datetime.now(UTC))}})],
@@ -249,6 +351,11 @@ class CommandFlow:
         self.metrics.commands.inc(status="PENDING", family=family.name)
         if polling:
             log.info("command %s queued for %s (polling)", command, view.device_id)
+            return
+        if endpoint:
+            names = sorted(c["name"] for c in view.commands())
+            self._push(_Push(view.service, view.service_path, view.device_id, command, entity_id, entity_type,
+                             family.name, endpoint, outgoing.payload, expires, names))
             return
         self.publish(outgoing.topic, outgoing.payload)
         log.info("command %s sent to %s on %s", command, view.device_id, outgoing.topic)
@@ -305,6 +412,85 @@ class CommandFlow:
                              {f"{reply.command}_status": {"type": "commandStatus", **_stamp(reply.status, received_at)},
                               f"{reply.command}_info": {"type": "commandResult", **_stamp(info, received_at)}})]
 
+    # -- HTTP push -------------------------------------------------------------------------------------------
+    def _push(self, push: _Push) -> None:
+        with self._lock:
+            if len(self._pushers) < self._push_workers and not self._stop.is_set():
+                thread = threading.Thread(target=self._pusher, name=f"iota-push-{len(self._pushers)}", daemon=True)
+                self._pushers.append(thread)
+                thread.start()
+        self._push_queue.put(push)
+
+    def _pusher(self) -> None:
+        session = requests.Session()
+        try:
+            while True:
+                push = self._push_queue.get()
+                if push is None or self._stop.is_set():  # what is left stays pending and expires to ERROR
+                    return
+                try:
+                    self._send(session, push)
+                except Exception:
+                    log.exception("HTTP push of %s to %s", push.command, push.device_id)
+        finally:
+            session.close()
+
+    def _send(self, session: requests.Session, push: _Push) -> None:
+        """POST the command; the answer (or why there is none) becomes ``<cmd>_status``/``<cmd>_info``."""
+        where = _shown(push.endpoint)
+        headers = {"Content-Type": "application/json", "fiware-service": push.service,
+                   "fiware-servicepath": push.service_path}
+        results: Json = {}
+        status = "ERROR"
+        try:
+            response = session.post(push.endpoint, data=push.payload, headers=headers,
+                                    timeout=(self.timeout, self.timeout), allow_redirects=False)
+        except requests.Timeout:
+            info: Any = f"the device at {where} did not answer within {self.timeout:g} s"
+        except requests.ConnectionError as exc:
+            info = f"cannot reach the device at {where}: {_why_unreachable(exc) or 'connection failed'}"
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema) as exc:
+            info = f"the endpoint {where} is not a usable URL: {exc}"
+        except requests.RequestException as exc:
+            info = f"the request to the device at {where} failed: {exc}"
+        else:
+            text = response.text.strip()
+            if 200 <= response.status_code < 300:
+                status, info = "OK", text
+                try:
+                    answer = json.loads(text) if text else None
+                except ValueError:
+                    answer = None
+                if isinstance(answer, dict):  # iotagent-json: each member names a command, its value the result
+                    results = {name: value for name, value in answer.items() if name in push.commands}
+                    info = results.pop(push.command, text)
+            else:
+                info = f"the device at {where} answered HTTP {response.status_code}" + (f": {text[:200]}"
+                                                                                       if text else "")
+        if self._closed.is_set():  # the outbox may be closed: the row stays, and expires after a restart
+            return
+        with self._pending_lock:
+            claimed = self._db.execute("DELETE FROM pending WHERE service = ? AND service_path = ? AND device_id = ? "
+                                       "AND command = ? AND state = 'pushing' AND expires = ?",
+                                       (push.service, push.service_path, push.device_id, push.command,
+                                        push.expires)).rowcount
+        if not claimed:  # timed out meanwhile, or replaced by a newer command of the same name
+            log.info("HTTP push of %s to %s ended after its pending entry was gone: %s", push.command,
+                     push.device_id, status)
+            return
+        stamp = datetime.now(UTC)
+        attrs: Json = {}
+        for name, value in ((push.command, info), *results.items()):
+            name_status = status if name == push.command else "OK"
+            attrs[f"{name}_status"] = {"type": "commandStatus", **_stamp(name_status, stamp)}
+            attrs[f"{name}_info"] = {"type": "commandResult", **_stamp(value, stamp)}
+        self._persist([EntityUpdate(push.service, push.service_path, push.entity_id, push.entity_type, attrs)],
+                      push.family)
+        self.metrics.commands.inc(status=status, family=push.family)
+        (log.info if status == "OK" else log.warning)("command %s pushed to %s: %s%s", push.command, push.device_id,
+                                                      status, "" if status == "OK" else f" ({info})")
+
     def expire(self) -> None:
         now = time.time()
         with self._pending_lock:
@@ -319,6 +505,7 @@ class CommandFlow:
         updates = []
         for service, path, _device_id, command, entity_id, entity_type, state in rows:
             why = (f"not fetched by the device within {self.timeout:g} s" if state == "queued"
+                   else "the HTTP push did not end: the agent stopped while sending it" if state == "pushing"
                    else f"no reply from the device within {self.timeout:g} s")
             updates.append(EntityUpdate(service, path, entity_id, entity_type, {
                 f"{command}_status": {"type": "commandStatus", **_stamp("ERROR", stamp)},

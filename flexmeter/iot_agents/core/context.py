@@ -11,6 +11,7 @@ import copy
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from flexmeter.iot_agents.core.family import Decoded, Family, FamilyContext, Json, Message, Route, Task
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 
 class AgentContext(FamilyContext):
     def __init__(self, family: Family, pipeline: Pipeline, registry: Registry, outbox: Outbox,
-                 metrics: AgentMetrics) -> None:
+                 metrics: AgentMetrics, data_dir: Path | None = None) -> None:
         self.family = family
+        self.data_dir = data_dir
         self._pipeline = pipeline
         self._registry = registry
         self._outbox = outbox

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal
 
 from flexmeter.iot_agents.core.errors import DecodeError, IotAgentError
@@ -202,6 +203,9 @@ class FamilyContext(ABC):
     """
 
     family: Family
+    data_dir: Path | None = None
+    """The agent's data directory (``--data-dir``), where a family may keep its own files (e.g. the DLMS
+    invocation counters); None when the context has none (state then lives in memory only)."""
 
     @property
     @abstractmethod

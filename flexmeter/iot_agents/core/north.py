@@ -4,7 +4,8 @@
 Status codes follow the FIWARE agents: 201 ``{}`` on create, 204 on PUT/DELETE, 404/409/400 with
 ``{"name", "message"}`` bodies; ``fiware-service``/``fiware-servicepath`` are mandatory on /iot/*, and every
 /iot/* answer is the caller's tenant's only (dead letters included). /metrics and /health carry counts, never
-a tenant's data or a secret.
+a tenant's data or a secret. With a token, /iot/* and /notify require it (``X-Auth-Token`` or ``Authorization:
+Bearer``).
 """
 
 from __future__ import annotations
@@ -93,7 +94,9 @@ def create_north_app(registry: Registry, outbox: Outbox, metrics: AgentMetrics, 
 
     @app.before_request
     def _auth() -> None:
-        if not token or not request.path.startswith("/iot/"):
+        """With a token, /iot/* and /notify (a notification there sends commands to devices) require it;
+        the agent's own command subscriptions send it."""
+        if not token or not (request.path.startswith("/iot/") or request.path.rstrip("/") == "/notify"):
             return
         given = request.headers.get("X-Auth-Token") or request.headers.get("Authorization", "").removeprefix(
             "Bearer ").strip()

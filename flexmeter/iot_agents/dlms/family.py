@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import binascii
 import logging
-import os
 import re
-import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -22,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from flexmeter.config import get_settings
 from flexmeter.iot_agents.core.errors import DecodeError
 from flexmeter.iot_agents.core.family import Decoded, Family, FamilyContext, Message, Reading, Rejected, Route
 from flexmeter.iot_agents.dlms import errors as dlms_errors
@@ -419,20 +418,8 @@ class DlmsFamily(Family):
 
 def state_directory(context: FamilyContext) -> Path | None:
     """Where the family keeps its SQLite state: ``FLEXMETER_DLMS_STATE_DIR``, else the agent's data
-    directory — ``context.data_dir`` when the core lends it, else the directory of the registry's database
-    file (the core's ``FamilyContext`` has no data directory yet; see docs/dlms-agent.md)."""
-    explicit = os.environ.get("FLEXMETER_DLMS_STATE_DIR")
-    if explicit:
-        return Path(explicit)
-    lent = getattr(context, "data_dir", None)
-    if lent is not None:
-        return Path(lent)
-    db = getattr(getattr(context, "_registry", None), "_db", None)
-    if isinstance(db, sqlite3.Connection):
-        try:
-            for _, name, file in db.execute("PRAGMA database_list").fetchall():
-                if name == "main" and file:
-                    return Path(file).parent
-        except sqlite3.Error:
-            return None
-    return None
+    directory (``FamilyContext.data_dir``); None when the context lends none (counters in memory only)."""
+    explicit = get_settings().dlms_state_dir
+    if explicit is not None:
+        return explicit
+    return Path(context.data_dir) if context.data_dir is not None else None

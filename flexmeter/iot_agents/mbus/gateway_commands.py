@@ -49,6 +49,7 @@ def gateway_mbus_command(
 ) -> None:
     """Read M-Bus meters over a serial line or a TCP converter and publish the frames to the M-Bus agent."""
     from flexmeter.config import get_settings
+    from flexmeter.iot_agents.core.mqttlink import MqttConfigError
 
     from .gateway.buffer import UplinkBuffer
     from .gateway.errors import TransportClosedError
@@ -91,7 +92,12 @@ def gateway_mbus_command(
                 typer.echo("gateway mbus: the scan found no meter", err=True)
                 raise typer.Exit(1)
         store = UplinkBuffer(buffer or settings.data_dir / "gateway" / "uplink.db")
-        uplink = MqttUplink(mqtt_url or settings.mqtt_url, store)
+        try:
+            uplink = MqttUplink(mqtt_url or settings.mqtt_url, store)
+        except MqttConfigError as exc:
+            store.close()
+            typer.echo(f"gateway mbus: {exc}", err=True)
+            raise typer.Exit(2) from None
         uplink.start()
         runner = GatewayRunner(master, store, uplink, apikey=apikey, concentrator=gateway_id or socket.gethostname(),
                                meters=meters, interval=interval)

@@ -95,6 +95,7 @@ def test_lifecycle_context_and_per_item_rejection(running: tuple[Agent, Lifecycl
                          headers=tenant)
     assert created.status_code == 201, created.text
     assert family.context is not None and family.ticks >= 0
+    assert family.context.data_dir == agent.config.data_dir and family.context.data_dir.is_dir()  # for own files
 
     # a periodic task of the context, its family counter on /metrics, and a reading it emits
     family.emit_for = key

@@ -4,6 +4,12 @@ The client reconnects on its own (``loop_start`` + ``connect_async``); :meth:`Mq
 while connected and deletes a buffered uplink once its PUBACK arrived, so a broker outage just leaves the
 uplinks in the buffer. A PUBACK lost after the broker took the message means a duplicate, which the agent
 drops (same meter, access number and time).
+
+Where and how to connect is the agent's :class:`~flexmeter.iot_agents.core.mqttlink.MqttEndpoint`:
+``mqtt://user:password@host`` or ``mqtts://`` (TLS, the broker's certificate and name verified), with the
+``FLEXMETER_MQTT_USERNAME``/``_PASSWORD``/``_CA_FILE``/``_CERT_FILE``/``_KEY_FILE`` settings when the URL does
+not say. A refused CONNECT (bad password) is logged with its reason and kept in ``last_error``; paho keeps
+retrying, so fixing the broker side needs no restart. The password never appears in a log line.
 """
 
 from __future__ import annotations
@@ -11,30 +17,50 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from flexmeter.iot_agents.core.mqttlink import MqttEndpoint
+
 from .buffer import UplinkBuffer
+
+if TYPE_CHECKING:
+    from flexmeter.config import Settings
 
 log = logging.getLogger(__name__)
 
 
 class MqttUplink:
-    def __init__(self, url: str, buffer: UplinkBuffer, client_id: str | None = None,
-                 publish_timeout: float = 10.0) -> None:
-        parsed = urlparse(url)
-        self.host = parsed.hostname or "127.0.0.1"
-        self.port = parsed.port or 1883
+    def __init__(self, url: str | MqttEndpoint, buffer: UplinkBuffer, client_id: str | None = None,
+                 publish_timeout: float = 10.0, settings: Settings | None = None) -> None:
+        """``url``: an MQTT URL, completed by ``settings`` (default: :func:`flexmeter.config.get_settings`),
+        or a ready :class:`MqttEndpoint`. Raises ``MqttConfigError`` for an unknown scheme or a TLS file
+        that is missing or not usable."""
+        if isinstance(url, MqttEndpoint):
+            endpoint = url
+        else:
+            if settings is None:
+                from flexmeter.config import get_settings
+
+                settings = get_settings()
+            endpoint = MqttEndpoint.from_settings(url, settings)
+        self.endpoint = endpoint
+        self.host = endpoint.host
+        self.port = endpoint.port
         self.buffer = buffer
         self.publish_timeout = publish_timeout
         self.connected = threading.Event()
+        self.last_error: str | None = None
+        """Why the last connection attempt failed (refused CONNECT, TLS), None once connected."""
         self.published = 0
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"flexmeter-gw-{uuid.uuid4().hex[:10]}")
-        if parsed.username:
-            self.client.username_pw_set(parsed.username, parsed.password)
+        if endpoint.username is not None or endpoint.password is not None:
+            self.client.username_pw_set(endpoint.username or "", endpoint.password)
+        if endpoint.tls:  # CERT_REQUIRED, the broker's name checked against the URL's host
+            self.client.tls_set_context(endpoint.ssl_context())
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -43,16 +69,28 @@ class MqttUplink:
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object,
                     properties: object = None) -> None:
-        if not getattr(reason, "is_failure", False):
-            self.connected.set()
-            log.info("uplink connected to mqtt://%s:%s", self.host, self.port)
+        if getattr(reason, "is_failure", False):
+            error = f"CONNECT to {self.endpoint.display} refused: {reason}"
+            if error != self.last_error:
+                log.error("uplink: %s; retrying", error)
+            self.last_error = error
+            return
+        self.last_error = None
+        self.connected.set()
+        log.info("uplink connected to %s", self.endpoint.display)
 
     def _on_disconnect(self, *args: object) -> None:
         self.connected.clear()
 
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        """TCP or TLS failed before CONNECT (paho retries); the TLS reason is logged by paho's own logger."""
+        if self.last_error is None:
+            self.last_error = f"cannot connect to {self.endpoint.display}"
+
     def start(self) -> None:
         if not self._started:
             self._started = True
+            self.client.on_connect_fail = self._on_connect_fail
             self.client.connect_async(self.host, self.port, keepalive=30)
             self.client.loop_start()
 
