@@ -30,6 +30,13 @@ def bench_e2e_command(
     receiver: str = typer.Option("probes", help="'probes': a local subscriber on 20 probe meters times their "
                                  "arrival in the broker; 'all': on every meter, counting the broker hop reading "
                                  "by reading (a third subscription: more load on the broker)."),
+    workload: str = typer.Option("connode", help="'connode': Malmö E350 gateway documents at --rate; 'pilots': "
+                                 "the full-scale pilots' mix (M-Bus via the IREN concentrator uplink, wM-Bus, DLMS, "
+                                 "Midori over AMQP, ENNOVA over HTTP, Connode) through the simulator at --scale."),
+    scale: float = typer.Option(1.0, help="--workload pilots: size relative to the full pilots (~640 readings/s)."),
+    seed: int = typer.Option(1, help="--workload pilots: the simulator's seed."),
+    amqp_url: str = typer.Option(None, help="--workload pilots: AMQP broker for Midori (FLEXMETER_AMQP_URL)."),
+    south_url: str = typer.Option(None, help="--workload pilots with --iota-url: the agent's south HTTP (ENNOVA)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Meters -> MQTT -> agent -> broker -> time series and service: counts per hop, loss, latency, CPU."""
@@ -39,10 +46,14 @@ def bench_e2e_command(
     if receiver not in ("all", "probes"):
         typer.echo("bench e2e: --receiver is 'all' or 'probes'", err=True)
         raise typer.Exit(2)
+    if workload not in ("connode", "pilots"):
+        typer.echo("bench e2e: --workload is 'connode' or 'pilots'", err=True)
+        raise typer.Exit(2)
     settings = get_settings()
     options = E2EOptions(duration=duration, rate=rate, devices=devices, mqtt_url=mqtt_url or settings.mqtt_url,
                          ngsi_url=ngsi_url, ql_url=ql_url, iota_url=iota_url, service_url=service_url,
-                         host=settings.host, settle_timeout=settle_timeout, receiver=receiver)
+                         host=settings.host, settle_timeout=settle_timeout, receiver=receiver, workload=workload,
+                         scale=scale, seed=seed, amqp_url=amqp_url or settings.amqp_url, south_url=south_url)
     try:
         result = run_e2e(options)
     except EvaluationError as exc:

@@ -65,6 +65,14 @@ class E2EOptions:
     receiver: str = "probes"
     """``all``: the local receiver is subscribed to every meter (counts the broker hop reading by reading);
     ``probes``: only to the probe meters (less load on the broker; the broker hop is then its 2xx count)"""
+    workload: str = "connode"
+    """``connode``: Malmö E350 gateway documents at ``rate``; ``pilots``: the pilots' mix through the
+    simulator at ``scale`` (:mod:`.pilots`)"""
+    scale: float = 1.0
+    seed: int = 1
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    south_url: str | None = None
+    """the agent's south HTTP (ENNOVA) when ``iota_url`` is given"""
 
 
 Progress = Callable[[str, float], None]
@@ -78,18 +86,19 @@ def _no_progress(phase: str, fraction: float) -> None:
 class _Counters:
     """The counter readings of the embedded/given components, as deltas from the start of the run."""
 
-    def __init__(self, endpoints: Endpoints) -> None:
+    def __init__(self, endpoints: Endpoints, family: str | None = "connode") -> None:
+        """``family``: the agent family whose counters are the workload's (None: every family)."""
         self.endpoints = endpoints
         self.session = requests.Session()
         self.base: dict[str, float] = {}
+        self.labels = {"family": family} if family else {}
 
     def read(self) -> dict[str, float | None]:
         agent = scrape(self.endpoints.iota_url, self.session)
         service = scrape(self.endpoints.service_url, self.session)
         return {
-            "agent_decoded": None if agent is None else metric_sum(agent, "iota_decoded_total", family="connode"),
-            "agent_forwarded": None if agent is None else metric_sum(agent, "iota_forwarded_total",
-                                                                     family="connode"),
+            "agent_decoded": None if agent is None else metric_sum(agent, "iota_decoded_total", **self.labels),
+            "agent_forwarded": None if agent is None else metric_sum(agent, "iota_forwarded_total", **self.labels),
             "agent_dead_lettered": None if agent is None else metric_sum(agent, "iota_dead_lettered_total"),
             "agent_retried": None if agent is None else metric_sum(agent, "iota_retried_total"),
             "service": None if service is None else metric_sum(service, "flexmeter_service_entities_total",
@@ -133,6 +142,12 @@ def run_e2e(options: E2EOptions, progress: Progress = _no_progress,
     ``endpoints``: a stack already running (``evaluate`` shares one); else the given URLs of ``options``
     are used and the missing components are started (and stopped at the end).
     """
+    if options.workload == "pilots":
+        if endpoints is not None:
+            raise EvaluationError("the pilots workload starts its own stack")
+        from flexmeter.evaluation.e2e_pilots import run_e2e_pilots
+
+        return run_e2e_pilots(options, progress)
     devices = options.devices or max(1, int(options.rate))
     if devices < options.rate * 0.1:
         raise EvaluationError(f"{devices} meters cannot send {options.rate:g} readings/s with distinct "

@@ -34,9 +34,10 @@ class QuietChild(Child):
     """
 
     log: IO[str] | None = None
+    env: dict[str, str] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "flexmeter", *self.args], stdout=subprocess.PIPE,
             stderr=self.log if self.log is not None else subprocess.DEVNULL, text=True, env=env,
@@ -77,8 +78,15 @@ class EmbeddedStack:
 
     def __init__(self, *, mqtt_url: str, ngsi_url: str | None = None, ql_url: str | None = None,
                  iota_url: str | None = None, service_url: str | None = None, host: str = "127.0.0.1",
-                 keep_dir: Path | None = None) -> None:
+                 keep_dir: Path | None = None, families: tuple[str, ...] = ("connode",),
+                 amqp_url: str | None = None, south_port: int = 0, agent_env: dict[str, str] | None = None) -> None:
+        """``families``, ``amqp_url``, ``south_port`` (0: any) and ``agent_env`` configure the embedded
+        agent: the Connode workload needs ``connode`` only, the pilots' every family."""
         self.mqtt_url = mqtt_url
+        self.families = families
+        self.amqp_url = amqp_url
+        self.south_port = south_port
+        self.agent_env = agent_env
         self.given = {"broker": ngsi_url, "timeseries": ql_url, "agent": iota_url, "service": service_url}
         self.host = host
         self.work = keep_dir or Path(tempfile.mkdtemp(prefix="flexmeter-e2e-"))
@@ -87,9 +95,10 @@ class EmbeddedStack:
         self.log_path = self.work / "stack.log"
         self._log: IO[str] | None = None
 
-    def _child(self, name: str, args: list[str]) -> Child:
+    def _child(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
         child = QuietChild(name, args)
         child.log = self._log
+        child.env = env
         return self.supervisor.start(child)
 
     def start(self) -> Endpoints:
@@ -111,9 +120,9 @@ class EmbeddedStack:
             ngsi = given["broker"] or urls["broker"]
             if given["agent"] is None:
                 urls["agent"] = self._child("agent", [
-                    "agent", "connode", "--host", h, "--north-port", "0", "--south-port", "0",
-                    "--ngsi-url", ngsi, "--mqtt-url", self.mqtt_url, "--amqp-url", "none",
-                    "--data-dir", str(self.work / "agent")]).url
+                    "agent", *self.families, "--host", h, "--north-port", "0", "--south-port", str(self.south_port),
+                    "--ngsi-url", ngsi, "--mqtt-url", self.mqtt_url, "--amqp-url", self.amqp_url or "none",
+                    "--data-dir", str(self.work / "agent")], env=self.agent_env).url
             if given["service"] is None:
                 urls["service"] = self._child("service", [
                     "service", "--host", h, "--port", "0", "--ngsi-url", ngsi,

@@ -39,9 +39,11 @@ class Breaker:
         if self.client is not None:
             self.client.close()
 
-    def _headers(self, tk: str) -> FiwareHeaders:
+    def _headers(self, tk: str, meter: str | None = None) -> FiwareHeaders:
+        """The tenant headers, with the meter's own service path when the service has seen it."""
         service, path = split_tenant(tk)
-        return FiwareHeaders(service or None, path, self.token)
+        own = self.store.prop(tk, meter, "_path") if meter else None
+        return FiwareHeaders(service or None, own if isinstance(own, str) else path, self.token)
 
     def _entity_type(self, tk: str, meter: str, given: str | None) -> str | None:
         if given:
@@ -64,7 +66,7 @@ class Breaker:
             request_id = int(cursor.lastrowid or 0)
         try:
             self.client.update_attrs(meter, {"breaker": {"type": "command", "value": action}}, entity_type=kind,
-                                     headers=self._headers(tk))
+                                     headers=self._headers(tk, meter))
         except NgsiClientError as exc:
             reason = f"{exc.status} {exc.error}" if isinstance(exc, NgsiResponseError) else str(exc)
             self._set(request_id, "FAILED", f"broker: {reason}")
@@ -93,7 +95,7 @@ class Breaker:
             try:
                 entity = self.client.get_entity(
                     meter, attrs=["breaker_status", "breaker_info", "breakerState"],
-                    entity_type=self._entity_type(tk, meter, None), headers=self._headers(tk))
+                    entity_type=self._entity_type(tk, meter, None), headers=self._headers(tk, meter))
                 broker = {k: v.get("value") for k, v in entity.items() if isinstance(v, dict)}
             except NgsiClientError:
                 broker = {}

@@ -13,6 +13,7 @@ from flexmeter.service.ingest import Ingestor
 from flexmeter.service.jobs import Jobs
 from flexmeter.service.readings import notification_entities
 from flexmeter.service.store import Store, tenant_key
+from flexmeter.service.topology_sync import TopologySync
 from flexmeter.service.writer import ResultWriter
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ class Engine:
         self.jobs = Jobs(self.store, config)
         self.writer = ResultWriter(self.store, config.ngsi_url, self.metrics, batch=config.write_batch,
                                    token=config.token)
+        self.topology_sync = TopologySync(config.ngsi_url, config.token)
+        self._scopes: set[str] = set()
         self.notifications = self.metrics.counter("flexmeter_service_notifications_total", "Notifications received")
         self.entities = self.metrics.counter("flexmeter_service_entities_total",
                                              "Notified entities by outcome (new, duplicate, topology)")
@@ -53,6 +56,7 @@ class Engine:
         if self._thread.is_alive():
             self._thread.join(timeout=30)
         self.writer.stop()
+        self.topology_sync.close()
         self.store.close()
 
     def _run(self) -> None:
@@ -70,7 +74,13 @@ class Engine:
     def notify(self, service: str, service_path: str, body: Any) -> dict[str, int]:
         """One NGSI-v2 notification (normalized): store its readings; computing happens in the background."""
         entities = notification_entities(body)
-        stats = self.ingestor.ingest(tenant_key(service, service_path), entities)
+        path = service_path if service_path and "," not in service_path else None
+        tk = tenant_key(service, service_path)
+        stats = self.ingestor.ingest(tk, entities, path)
+        if tk not in self._scopes or self.ingestor.unknown_refs:
+            self._scopes.add(tk)  # a new scope, or a reading naming an unknown Device: read the topology
+            self.ingestor.unknown_refs = False
+            self.topology_sync.want(tk)
         self.notifications.inc()
         self.entities.inc(stats["new"], outcome="new")
         self.entities.inc(stats["duplicates"], outcome="duplicate")
@@ -80,6 +90,8 @@ class Engine:
 
     def compute_once(self) -> int:
         with self._compute_lock:
+            if self.topology_sync.wanted():  # before computing: balances and outage areas need the topology
+                self.topology_sync.run(lambda tk, entities: self.ingestor.ingest(tk, entities))
             settled = self.jobs.run_pass()
         self.computed.inc(settled)
         return settled

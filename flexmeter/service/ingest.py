@@ -37,14 +37,20 @@ class Ingestor:
         self.last_seen: dict[tuple[str, str, str], float] = {}
         self.last_value: dict[tuple[str, str, str], float] = {}
         self.topology_seen: dict[tuple[str, str], str] = {}
+        self.paths: dict[tuple[str, str], str] = {}
+        #: set when a reading refers (refDevice) to an entity whose topology the service has not seen
+        self.unknown_refs = False
         self.out_times: dict[tuple[str, str], list[float]] = {}
         self.ok_times: dict[tuple[str, str], list[float]] = {}
         for tk, e, t, v in store.query("SELECT tk, e, t, v FROM readings JOIN series USING (s) "
                                        "WHERE q LIKE 'supply:%'"):
             (self.out_times if v else self.ok_times).setdefault((tk, e), []).append(float(t))
 
-    def ingest(self, tk: str, entities: Iterable[Json]) -> dict[str, int]:
-        """Store what the entities say; returns counts (entities, new observations, duplicates)."""
+    def ingest(self, tk: str, entities: Iterable[Json], service_path: str | None = None) -> dict[str, int]:
+        """Store what the entities say; returns counts (entities, new observations, duplicates).
+
+        ``service_path``: the entities' own path (remembered as the ``_path`` property: the breaker writes
+        its command there), when the notification names one."""
         now = time.time()
         stats = {"entities": 0, "new": 0, "duplicates": 0, "topology": 0, "rejected": 0}
         dirty: set[tuple[str, str, float]] = set()
@@ -58,6 +64,10 @@ class Ingestor:
                     stats["rejected"] += 1
                     log.warning("entity rejected: %s", exc.description)
                     continue
+                if service_path and self.paths.get((tk, observation.entity_id)) != service_path:
+                    self.paths[(tk, observation.entity_id)] = service_path
+                    conn.execute("INSERT OR REPLACE INTO props VALUES (?, ?, '_path', ?)",
+                                 (tk, observation.entity_id, json.dumps(service_path)))
                 if (observation.links or observation.properties) and self._topology(conn, tk, observation):
                     stats["topology"] += 1
                 if observation.entity_type in TOPOLOGY_TYPES:
@@ -93,6 +103,9 @@ class Ingestor:
         for rel, targets in obs.links.items():
             if rel == "alertSource":
                 continue
+            if rel == "refDevice" and obs.entity_type not in TOPOLOGY_TYPES and any(
+                    (tk, target) not in self.topology_seen for target in targets):
+                self.unknown_refs = True
             conn.execute("DELETE FROM links WHERE tk=? AND e=? AND rel=?", (tk, obs.entity_id, rel))
             conn.executemany("INSERT OR IGNORE INTO links VALUES (?, ?, ?, ?)",
                              [(tk, obs.entity_id, rel, target) for target in targets])

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 Json = dict[str, Any]
 Handler = Callable[[sqlite3.Connection, str, str, float], bool]
 AGGREGATES = ("PT1H", "P1D", "P1M")
+#: dirty periods computed per transaction (the store lock is held for one transaction)
+TRANSACTION_ROWS = 100
 
 
 def _same(a: tuple[Any, ...] | None, b: tuple[Any, ...]) -> bool:
@@ -73,20 +75,21 @@ class Jobs:
         settled = 0
         for kind, handler in self.handlers.items():
             rows = self.store.query("SELECT tk, key, start FROM dirty WHERE kind=? LIMIT ?", (kind, limit))
-            if not rows:
-                continue
-            with self.store.transaction() as conn:
-                done = []
-                for tk, key, start in rows:
-                    try:
-                        finished = handler(conn, tk, key, float(start))
-                    except Exception:
-                        log.exception("computing %s %s %s failed", kind, key, start)
-                        finished = True
-                    if finished:
-                        done.append((tk, kind, key, start))
-                conn.executemany("DELETE FROM dirty WHERE tk=? AND kind=? AND key=? AND start=?", done)
-                settled += len(done)
+            # short transactions: notifications wait for the store lock, and the broker gives up on a
+            # notification after a few seconds (Orion does not retry): a pass must not hold it for long
+            for first in range(0, len(rows), TRANSACTION_ROWS):
+                with self.store.transaction() as conn:
+                    done = []
+                    for tk, key, start in rows[first:first + TRANSACTION_ROWS]:
+                        try:
+                            finished = handler(conn, tk, key, float(start))
+                        except Exception:
+                            log.exception("computing %s %s %s failed", kind, key, start)
+                            finished = True
+                        if finished:
+                            done.append((tk, kind, key, start))
+                    conn.executemany("DELETE FROM dirty WHERE tk=? AND kind=? AND key=? AND start=?", done)
+                    settled += len(done)
         if time.time() - self.last_silence_check >= 5.0:
             self.silence()
         if time.time() - self.last_prune >= 3600.0:
@@ -384,7 +387,13 @@ class Jobs:
             return max(len(self.topology.customers(tk, area)), 1)
         building = self.topology.building(tk, meter)
         declared = self.store.prop(tk, building, "customersCount") if building else None
-        return int(declared) if isinstance(declared, int | float) and declared > 0 else 1
+        if not isinstance(declared, int | float) or declared <= 0 or building is None:
+            return 1
+        # the building's customers are shared by its customer meters (those in a substation's or feeder's
+        # balance): one meter for the whole building stands for all of them, one per household for one each
+        sharing = [m for m in self.topology.members(tk, building, "refBuilding")
+                   if self._meter(tk, m)[0] == "electricity" and self.topology.areas(tk, m)]
+        return max(1, round(declared / max(1, len(sharing))))
 
     def area_outage(self, conn: sqlite3.Connection, tk: str, area: str, start: float) -> bool:
         rows = conn.execute("SELECT e, phase, start, end FROM meter_outages WHERE tk=? AND area=?",

@@ -269,6 +269,9 @@ def _supply(attrs: Mapping[str, Any], entity_type: str, observation: Observation
             volts = _number(voltages.get(phase))
             if volts is not None:
                 observation.supply.append((phase, volts * factor < OUTAGE_VOLTAGE))
+        single = _number(voltages.get("L"))  # a single-phase meter (DLMS ST-I): its one phase is its supply
+        if single is not None:
+            observation.supply.append(("", single * factor < OUTAGE_VOLTAGE))
 
 
 def notification_entities(body: Any) -> list[Json]:

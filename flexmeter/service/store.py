@@ -54,8 +54,21 @@ CREATE TABLE IF NOT EXISTS outbox (tk TEXT, eid TEXT, body TEXT, PRIMARY KEY (tk
 """
 
 
+def scope_of(service_path: str) -> str:
+    """The analytics scope of a service path: its first level (``/turin/electricity`` → ``/turin``).
+
+    A pilot spreads its entities over sub-paths (meters in ``/turin/electricity`` and ``/turin/grid``, the
+    topology in ``/turin/assets``) and subscribes with ``/turin/#``; the balance of a substation needs all of
+    them, so readings, topology and results are kept per scope. A notification naming several paths
+    (comma-separated) is scoped by the first."""
+    first = (service_path or "/").split(",")[0].strip()
+    parts = [p for p in first.split("/") if p and p != "#"]
+    return "/" + parts[0] if parts else "/"
+
+
 def tenant_key(service: str, service_path: str) -> str:
-    return f"{service}|{service_path or '/'}"
+    """The tenant of the analytics: ``Fiware-Service`` and the scope of the service path."""
+    return f"{service}|{scope_of(service_path)}"
 
 
 def split_tenant(tk: str) -> tuple[str, str]:

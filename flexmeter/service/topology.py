@@ -41,10 +41,11 @@ class Topology:
         return [meter, *self._targets(tk, meter, "refDevice")]
 
     def _measurements(self, tk: str, ids: list[str]) -> set[str]:
-        """Measurement entities for ids that are measurements or Devices."""
+        """Measurement entities for ids that are measurements or Devices (a Substation or Building listing
+        the Device in its own ``refDevice`` is not one of its measurements)."""
         found: set[str] = set()
         for entity in ids:
-            via_device = self._sources(tk, entity, "refDevice")
+            via_device = [m for m in self._sources(tk, entity, "refDevice") if not self.is_area(tk, m)]
             found.update(via_device or [entity])
         return found
 

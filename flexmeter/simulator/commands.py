@@ -39,6 +39,17 @@ def parse_start(text: str | None) -> int:
     return int(value.timestamp())
 
 
+def parse_intervals(items: list[str]) -> dict[str, int]:
+    """``--interval ROLE=SECONDS`` options → {role: seconds}."""
+    out: dict[str, int] = {}
+    for item in items:
+        role, _, seconds = item.partition("=")
+        if not seconds.strip().isdigit():
+            raise SimulatorError(f"--interval {item!r}: expected ROLE=SECONDS, e.g. substation_dlms=900")
+        out[role.strip()] = int(seconds)
+    return out
+
+
 def build_fleet(pilots: list[str], scale: float | None, seed: int, inventories: list[Path] | None) -> Fleet:
     """The fleet to simulate: the given inventories, else a generated one at ``scale``, else the example
     inventories that ``flexmeter up`` / ``make run`` provision."""
@@ -74,6 +85,11 @@ def simulate_command(
     midori_queue: str = typer.Option(None, "--midori-queue", help="Midori queue (FLEXMETER_MIDORI_QUEUE)."),
     midori_batch: int = typer.Option(1, "--midori-batch", help="1 Hz samples per Midori message (1: a message "
                                      "a second per sensor; more: fewer AMQP confirms at high --speed)."),
+    interval: list[str] = typer.Option(None, "--interval", help="ROLE=SECONDS: the reporting interval of the "
+                                       "meters of a role (repeatable; roles: heat_mbus, water_wmbus, elec_dlms, "
+                                       "substation_dlms, nialm, ennova, e350, pv, echelon, heat_connode)."),
+    on_clock: bool = typer.Option(False, "--on-clock", help="Meters given an --interval read on the clock "
+                                  "(epoch % interval == 0, like load-profile captures)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Build every frame, send nothing (counts only)."),
     progress: float = typer.Option(5.0, "--progress", help="Seconds between progress lines on stderr (0: none)."),
     json_output: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
@@ -92,6 +108,7 @@ def simulate_command(
     settings = get_settings()
     try:
         fleet = build_fleet(pilots, scale, seed, inventory)
+        fleet.reporting(parse_intervals(interval or []), on_clock)
         if not fleet.meters:
             raise SimulatorError(f"no meter of pilot {pilot} in the inventories")
         families = {m.role for m in fleet.meters}

@@ -74,13 +74,17 @@ class SimMeter:
     """The IoT Agent's device id: the inventory's ``device_id``, else its ``id``."""
     phase: int = 0
     """Offset (s) of this meter's readings within its interval: meters do not all speak at once."""
+    interval_s: int = 0
+    """Seconds between two readings when configured (:meth:`Fleet.reporting`); 0: the role's default."""
+    on_clock: bool = False
+    """Readings on the clock (epoch % interval == 0, like load-profile captures) instead of at ``phase``."""
 
     def __post_init__(self) -> None:
         self.device_id = self.device_id or self.id
 
     @property
     def interval(self) -> int:
-        return INTERVALS[self.role]
+        return self.interval_s or INTERVALS[self.role]
 
 
 @dataclass
@@ -122,6 +126,23 @@ class Fleet:
                      {s: [c for c in cs if c in ids] for s, cs in self.substation_customers.items()},
                      {s: m for s, m in self.substation_meter.items() if m in ids},
                      {p: tz for p, tz in self.timezones.items() if any(m.pilot == p for m in meters)})
+
+    def reporting(self, intervals: Mapping[str, int], on_clock: bool = False) -> None:
+        """Configure the reporting interval (s) of the meters of some roles, as a utility configures its
+        meters' push schedules (e.g. 15-min load-profile pushes instead of the 1-s substation stream).
+        ``on_clock``: those meters read on the clock (epoch % interval == 0) instead of at their own offset."""
+        unknown = sorted(set(intervals) - set(ROLES))
+        if unknown:
+            raise FleetError(f"unknown meter role(s) {', '.join(unknown)} (roles: {', '.join(ROLES)})")
+        bad = sorted(role for role, seconds in intervals.items() if seconds < 1)
+        if bad:
+            raise FleetError(f"the reporting interval of {', '.join(bad)} must be at least 1 s")
+        for meter in self.meters:
+            seconds = intervals.get(meter.role)
+            if seconds is None:
+                continue
+            meter.interval_s, meter.on_clock = int(seconds), on_clock
+            meter.phase = stable_int(meter.pilot, meter.id, "phase") % meter.interval
 
     def extend(self, other: Fleet) -> None:
         seen = {m.id for m in self.meters}

@@ -62,7 +62,7 @@ def turin_inventory(scale: float, seed: int, keys_file: str) -> tuple[Json, dict
         keys[f"{dlms_id}.gak"] = demo_key(seed, f"{dlms_id}.gak")
         title = f"4D4D4D{0x10000 + s:010X}"
         meters.append({"id": dlms_id, "device_id": title, "group": "iren-grid-dlms", "type": "electricity", "phases": 3,
-                       "model": "ST-I substation", "substation": sid,
+                       "model": "SUBSTATION", "description": "ST-I substation meter", "substation": sid,
                        "address": {"system_title": title},
                        "keys": {"guek": f"file:{keys_file}#{dlms_id}.guek",
                                 "gak": f"file:{keys_file}#{dlms_id}.gak"}})
@@ -75,28 +75,29 @@ def turin_inventory(scale: float, seed: int, keys_file: str) -> tuple[Json, dict
         heat_serial, water_serial = f"{71000000 + b:08d}", f"{12000000 + b:08d}"
         meters.append({"id": f"TO-DH-{b:04d}", "device_id": _secondary(heat_serial, "KAM", HEAT_VERSION, HEAT_MEDIUM),
                        "group": "iren-dh-mbus", "type": "heat", "manufacturer": "KAM",
-                       "model": "MULTICAL 603", "serial": heat_serial, "building": bid,
+                       "model": "heat:KAM", "description": "Kamstrup MULTICAL 603", "serial": heat_serial,
+                       "building": bid,
                        "address": {"primary": 1 + (b - 1) % 250, "secondary": heat_serial,
                                    "version": HEAT_VERSION, "medium": HEAT_MEDIUM}})
         wid = f"TO-W-{b:04d}"
         keys[wid] = demo_key(seed, wid)
         meters.append({"id": wid, "device_id": _secondary(water_serial, "DME", WATER_VERSION, WATER_MEDIUM),
                        "group": "iren-water-wmbus", "type": "water", "manufacturer": "DME",
-                       "model": "HYDRUS", "serial": water_serial, "building": bid,
+                       "model": "water:DME", "description": "Diehl HYDRUS", "serial": water_serial, "building": bid,
                        "address": {"secondary": water_serial, "version": WATER_VERSION, "medium": WATER_MEDIUM},
                        "keys": {"aes_key": f"file:{keys_file}#{wid}"}})
         eid = f"TO-EL-{b:04d}"
         keys[f"{eid}.guek"] = demo_key(seed, f"{eid}.guek")
         keys[f"{eid}.gak"] = demo_key(seed, f"{eid}.gak")
         meters.append({"id": eid, "device_id": f"4D4D4D{b:010X}", "group": "iren-elec-dlms", "type": "electricity",
-                       "model": "ST-I G3-PLC",
+                       "model": "SINGLE_PHASE", "description": "ST-I G3-PLC board",
                        "building": bid, "feeder": feeder, "substation": sid,
                        "address": {"system_title": f"4D4D4D{b:010X}"},
                        "keys": {"guek": f"file:{keys_file}#{eid}.guek", "gak": f"file:{keys_file}#{eid}.gak"}})
     for n in range(1, _count(100, scale) + 1):
         meters.append({"id": f"TO-NIALM-{n:03d}", "group": "iren-nialm-midori", "type": "electricity",
-                       "model": "Midori", "building": f"B-TO-{1 + (n - 1) % n_buildings:04d}"})
-    meters.append({"id": "TO-ENNOVA-001", "group": "iren-ennova", "type": "electricity", "model": "ENNOVA hub",
+                       "description": "Midori NIALM sensor", "building": f"B-TO-{1 + (n - 1) % n_buildings:04d}"})
+    meters.append({"id": "TO-ENNOVA-001", "group": "iren-ennova", "type": "electricity", "description": "ENNOVA hub",
                    "building": "B-TO-0001"})
     groups = [
         {"apikey": "iren-dh-mbus", "service_path": "/turin/dh", "protocol": "mbus", "transport": "MQTT"},
@@ -127,11 +128,15 @@ def malmo_inventory(scale: float, seed: int) -> tuple[Json, dict[str, str]]:
         feeders.append({"id": f"F-MA-{s:02d}-1", "substation": sid, "rated_current": 315})
         meters.append({"id": f"MA-ECH-{s:02d}", "group": f"eon-ss{s}", "type": "electricity", "phases": 3,
                        "model": "ECHELON", "manufacturer": "Echelon", "substation": sid})
+    households = [0] * (n_buildings + 1)  # one E350 per household: a building's customers are its meters
+    for m in range(1, n_meters + 1):
+        households[1 + (m - 1) % n_buildings] += 1
     for b in range(1, n_buildings + 1):
         s = 1 + (b - 1) % 2
         bid = f"B-MA-{b:03d}"
         buildings.append({"id": bid, "category": "residential", "feeder": f"F-MA-{s:02d}-1",
-                          "substation": f"SS-MA-{s:02d}", "customers_count": 5, "contracted_heat_power": 60})
+                          "substation": f"SS-MA-{s:02d}", "customers_count": max(1, households[b]),
+                          "contracted_heat_power": 60})
         meters.append({"id": f"MA-DH-{b:04d}", "group": "eon-dh", "type": "heat", "model": "DH", "building": bid})
     for m in range(1, n_meters + 1):
         b = 1 + (m - 1) % n_buildings
@@ -157,6 +162,11 @@ def malmo_inventory(scale: float, seed: int) -> tuple[Json, dict[str, str]]:
               "meters": meters, "subscriptions": _subscriptions("/malmo")}
     return {"version": 1, "description": f"FLEXMETER Malmö pilot, simulated at scale {scale}",
             "tenants": [tenant]}, {}
+
+
+# ``model`` is the agent's mapping table (docs/provisioning.md: heat:KAM, water:DME, SINGLE_PHASE, SUBSTATION,
+# E350, ECHELON, DH): a commercial name there leaves the agents without a table (raw OBIS / record names reach
+# the broker and the business service finds no reading). Commercial names go to ``description``.
 
 
 def pilot_inventory(pilot: str, scale: float, seed: int, keys_file: str = "pilot.keys") -> tuple[Json, dict[str, str]]:

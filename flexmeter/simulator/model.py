@@ -127,7 +127,8 @@ class Simulation:
         self._offsets: dict[str, int] = {}
         self._due: dict[int, dict[int, list[SimMeter]]] = defaultdict(lambda: defaultdict(list))
         for meter in fleet.meters:
-            self._due[meter.interval][meter.phase].append(meter)
+            phase = (-self.start) % meter.interval if meter.on_clock else meter.phase
+            self._due[meter.interval][phase].append(meter)
         self._leaks = {i.target: i for i in self.schedule if i.kind == "leak"}
         self._outages = [i for i in self.schedule if i.kind == "outage"]
         self._replacements = {i.target: i for i in self.schedule if i.kind == "replacement"}
@@ -223,10 +224,13 @@ class Simulation:
                     out.append(sent)
             elif role == "ennova":
                 out.append(self._ennova(meter, t))
-        for outage in self._outages:  # last gasps: the E350 modules' goodbye at the outage's first second
+        for outage in self._outages:  # last gasps: the meters' goodbye at the outage's first second
             if outage.start == t:
                 for meter_id in outage.params["meters"]:
                     meter = self.fleet.get(meter_id)
+                    gasp = self._dlms(meter, t, last_gasp=True) if meter.role == "elec_dlms" else None
+                    if gasp is not None:
+                        out.append(gasp)
                     if meter.role in ("e350", "pv"):
                         connode[(meter.apikey, meter.gateway)].append(
                             {"device": meter.device_id, "model": "E350", "time": frames.iso(t), "type": "lastGasp",
@@ -300,15 +304,17 @@ class Simulation:
     def _loss_w(sub: SubstationState) -> int:
         return sum(loss_w(sub.phase_import_w[i], sub.rate_bp) for i in range(3))
 
-    def _dlms(self, meter: SimMeter, t: int) -> Emission | None:
+    def _dlms(self, meter: SimMeter, t: int, last_gasp: bool = False) -> Emission | None:
+        """An ST-I or substation push. ``last_gasp``: the ST-I's last push as its supply collapses (what its
+        hold-up capacitor allows): the registers, no power and the collapsed voltage (0 V)."""
         assert meter.system_title is not None
         if meter.role == "elec_dlms":
-            if self.in_outage(meter, t):
+            if self.in_outage(meter, t) and not last_gasp:
                 return None
             state = self.elec[meter.id]
             imp, exp = state.registers_wh(t)
-            values = frames.single_phase_values(imp, exp, state.import_w,
-                                                physics.voltage_dv(self.seed, meter.id, t))
+            values = frames.single_phase_values(imp, exp, 0 if last_gasp else state.import_w,
+                                                0 if last_gasp else physics.voltage_dv(self.seed, meter.id, t))
         else:
             sub = self.subs.get(meter.substation or "")
             if sub is None:
@@ -469,10 +475,12 @@ class Simulation:
                         len(samples), t, service=meter.service, service_path=meter.service_path)
 
     def _ennova(self, meter: SimMeter, t: int) -> Emission:
+        """Four samples over the hub's interval (15-s samples at the default 60 s)."""
         samples = []
-        for s in (t - 45, t - 30, t - 15, t):
-            power = physics.household_power(self.seed, meter.id, s // 15, self.hour(meter.pilot, s), 40_000.0)
-            self._ennova_j[meter.id] += power * 15
+        step = max(1, meter.interval // 4)
+        for s in (t - 3 * step, t - 2 * step, t - step, t):
+            power = physics.household_power(self.seed, meter.id, s // step, self.hour(meter.pilot, s), 40_000.0)
+            self._ennova_j[meter.id] += power * step
             samples.append({"ts": frames.iso(s), "activePower": power, "voltage": 230.0,
                             "activeEnergyImport": frames.number(self._ennova_j[meter.id] // 3600, 3)})
         return Emission("http", "ennova", f"/iot/ennova?k={meter.apikey}",

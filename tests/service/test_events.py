@@ -54,7 +54,8 @@ def test_outage_alert_with_customers_start_restoration_duration(engine: Engine, 
     open_alert = next(iter(alerts.values()))
     assert open_alert["alertSource"]["value"] == "urn:ngsi-ld:Feeder:F9"
     assert open_alert["validFrom"]["value"] == "2026-09-21T01:00:30.000Z" and "validTo" not in open_alert
-    assert open_alert["data"]["value"]["customersAffected"] == 24  # 12 customers behind each building meter
+    # the building's 12 customers are shared by its 3 customer meters: 2 meters out, 8 customers
+    assert open_alert["data"]["value"]["customersAffected"] == 8
     assert open_alert["severity"]["value"] == "high"
     active = Queries(engine.store, engine.config).alarms(tenant_key(tenant, "/"), True)
     assert [a["kind"] for a in active] == ["powerOutage"]

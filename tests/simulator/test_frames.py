@@ -244,8 +244,14 @@ def test_outage_silences_the_building_and_malmo_meters_send_a_last_gasp(small_ru
         for meter_id in outage["params"]["meters"]:
             meter = small_run.fleet.get(meter_id)
             if meter.role == "elec_dlms":
-                times = [e.at for e in small_run.of("dlms") if e.channel.endswith("/" + meter.device_id)]
-                assert times and not [t for t in times if start <= t < end]
+                pushes = [e for e in small_run.of("dlms") if e.channel.endswith("/" + meter.device_id)]
+                times = [e.at for e in pushes]
+                # one last push as the supply collapses (0 V, no power), then silence until it is back
+                assert [t for t in times if start <= t < end] == [start]
+                gasp = next(e for e in pushes if e.at == start)
+                values = {v.obis: v.value for v in decode_dlms(gasp.payload, _dlms_keys(meter)).values.values()}
+                assert values["1-0:32.7.0.255"] == 0 and values["1-0:1.7.0.255"] == 0
+                assert values["1-0:1.8.0.255"] > 0
                 assert [t for t in times if t >= end]
             else:
                 messages = _messages(small_run, meter_id)

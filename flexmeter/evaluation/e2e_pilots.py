@@ -1,0 +1,206 @@
+"""`flexmeter bench e2e --workload pilots`: the run around :mod:`.pilots` (stack, provisioning, counting).
+
+The hops and the figures are those of the Connode workload (:mod:`.e2e`), so the same table prints them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from flexmeter.evaluation.e2e import HOP_LABELS, HOPS, E2EOptions, Progress, _Counters, _int, _sample_ms
+from flexmeter.evaluation.errors import EvaluationError
+from flexmeter.evaluation.hops import BrokerReceiver
+from flexmeter.evaluation.latency import ProbePoller, Timeline, curve_latencies, summary_ms
+from flexmeter.evaluation.pilots import (
+    FAMILIES,
+    PROBE_ATTR,
+    PROBE_TYPE,
+    PilotsWorkload,
+    delete_queue,
+    environment,
+    open_emitters,
+    provision,
+    run_pilots,
+    timeseries_rows,
+)
+from flexmeter.evaluation.provision import wait_agent_mqtt
+from flexmeter.evaluation.resources import ResourceSampler
+from flexmeter.evaluation.stack import EmbeddedStack, Endpoints
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def run_e2e_pilots(options: E2EOptions, progress: Progress) -> dict[str, Any]:
+    logging.getLogger("pika").setLevel(logging.WARNING)
+    if options.iota_url and not options.south_url:
+        raise EvaluationError("--workload pilots with --iota-url needs --south-url (the agent's south HTTP, "
+                              "for the ENNOVA hub)")
+    work = Path(tempfile.mkdtemp(prefix="flexmeter-e2e-pilots-"))
+    workload = PilotsWorkload(options.scale, options.seed, work / "inventories").write()
+    south_port = _free_port(options.host)
+    south_url = options.south_url or f"http://{options.host}:{south_port}"
+    stack = EmbeddedStack(mqtt_url=options.mqtt_url, ngsi_url=options.ngsi_url, ql_url=options.ql_url,
+                          iota_url=options.iota_url, service_url=options.service_url, host=options.host,
+                          families=FAMILIES, amqp_url=options.amqp_url, south_port=south_port,
+                          agent_env=environment(workload))
+    receiver = BrokerReceiver(host=options.host).start()
+    try:
+        progress("starting the stack", 0.0)
+        endpoints = stack.start()
+        return _run(options, workload, endpoints, receiver, south_url, progress)
+    finally:
+        receiver.stop()
+        stack.stop()
+        delete_queue(options.amqp_url, workload.midori_queue)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(options: E2EOptions, workload: PilotsWorkload, endpoints: Endpoints, receiver: BrokerReceiver,
+         south_url: str, progress: Progress) -> dict[str, Any]:
+    progress("provisioning", 0.05)
+    probe_ids = workload.probe_ids(options.probes)
+    provision(workload, endpoints, receiver.url, None if options.receiver == "all" else probe_ids)
+    wait_agent_mqtt(endpoints.iota_url)
+    time.sleep(1.0)  # the agent's Midori consumer declares its queue
+    counters = _Counters(endpoints, family=None)
+    counters.snapshot()
+    times_ms: list[int] = []
+    emitters = open_emitters(workload, options.mqtt_url, options.amqp_url, south_url, times_ms)
+
+    def sent_now() -> int:
+        return sum(e.counts.readings_delivered for e in emitters.values())
+
+    def read_hops() -> dict[str, float | None]:
+        values = counters.delta()
+        values["sent"] = float(sent_now())
+        values["broker"] = float(receiver.count()) if options.receiver == "all" else None
+        return values
+
+    timeline = Timeline(read_hops, interval=0.2)
+    probe = next(m for m in workload.fleet.meters if m.role == "e350")
+    poller = ProbePoller(endpoints.ql_url, workload.headers("malmo", probe.service_path), PROBE_TYPE, PROBE_ATTR,
+                         probe_ids, int(time.time() * 1000)).start()
+    sampler = ResourceSampler(dict(endpoints.pids)).start()
+    timeline.start()
+    progress("publishing", 0.1)
+    run = run_pilots(workload, emitters, times_ms, duration=options.duration)
+    progress("draining", 0.9)
+    last_change, last_state = time.time(), None
+    rows, rows_complete_at, next_count = 0, None, 0.0
+    while True:
+        delta = counters.delta()
+        if time.time() >= next_count:
+            rows = timeseries_rows(endpoints.ql_url, workload)
+            next_count = time.time() + 2.0
+            if rows_complete_at is None and rows >= run.count:
+                rows_complete_at = time.time()
+        broker_now = receiver.count() if options.receiver == "all" else None
+        state = (delta.get("agent_forwarded"), broker_now, rows, delta.get("service"))
+        if state != last_state:
+            last_state, last_change = state, time.time()
+        if all(v is None or v >= run.count for v in state) or time.time() - last_change > options.settle_timeout:
+            break
+        time.sleep(0.2)
+    drained_at = time.time()
+    time.sleep(0.3)
+    timeline.sample()
+    timeline.stop()
+    poller.stop()
+    sampler.stop()
+    progress("counting", 0.95)
+    delta = counters.delta()
+    sent = run.count
+    counts: dict[str, int | None] = {
+        "sent": sent, "agent_decoded": _int(delta.get("agent_decoded")),
+        "agent_forwarded": _int(delta.get("agent_forwarded")),
+        "broker": receiver.count() if options.receiver == "all" else _int(delta.get("agent_forwarded")),
+        "timeseries": rows, "service": _int(delta.get("service")),
+    }
+    hops: list[dict[str, Any]] = []
+    for hop in HOPS:
+        count = counts[hop]
+        curve = timeline.curve("agent_forwarded" if hop == "broker" and options.receiver != "all" else hop)
+        done = rows_complete_at if hop == "timeseries" else next(
+            (t for t, v in curve if count is not None and v >= count), None)
+        label = {"agent_decoded": "agent: decoded (all families)",
+                 "timeseries": "time series (rows, all reading types)"}.get(hop, HOP_LABELS[hop])
+        hops.append({"hop": hop, "label": label if hop != "broker" or options.receiver == "all"
+                     else "broker (accepted, 2xx)", "count": count,
+                     "lost": None if count is None or hop == "agent_decoded" else max(0, sent - count),
+                     "extra": None if count is None or hop == "agent_decoded" else max(0, count - sent),
+                     "complete_after_s": None if done is None else round(done - run.started, 2),
+                     "rate_per_s": None if done is None or count is None
+                     else round(count / max(done - run.started, 1e-9), 1)})
+    measured = [c for hop, c in counts.items() if c is not None and hop != "agent_decoded"]
+    lost = max(0, sent - min(measured))
+    broker_latency = [arrival - emitted / 1000 for (_, emitted), arrival in dict(receiver.seen).items()]
+    service_latency = curve_latencies(run.times_ms, timeline.curve("service"))
+    usage = sampler.usage()
+    stack_cpu = sum(u.cpu_percent for u in usage)
+    cores = os.cpu_count() or 1
+    completions = [float(h["complete_after_s"]) for h in hops if h["complete_after_s"] is not None]
+    span = max(max(completions) if len(completions) == len(hops) else drained_at - run.started, 1e-9)
+    families = {family: n for transport in run.summary["transports"].values()
+                for family, n in transport["readings_delivered"].items()}
+    return {
+        "readings_per_s": round(min(measured) / span, 1),
+        "publish_rate_per_s": round(sent / max(run.ended - run.started, 1e-9), 1),
+        "sent": sent, "lost": lost, "loss_ok": lost == 0, "hops": hops,
+        "broker_meters_stale": None, "timeseries_rows": rows, "broker_entities": None,
+        "duplicates_notified": receiver.duplicates,
+        "agent_dead_lettered": _int(delta.get("agent_dead_lettered")),
+        "agent_retried": _int(delta.get("agent_retried")),
+        "service_rejected": _int(delta.get("service_rejected")),
+        "latency": {
+            "broker": {**summary_ms(broker_latency), "method": "the broker's notification to a local receiver "
+                       "(observation time = TimeInstant = scheduled emission)" + (
+                           "" if options.receiver == "all" else f", {len(probe_ids)} Malmö E350 probe meters")},
+            "timeseries": {**summary_ms(poller.latencies()), "method": f"{len(probe_ids)} Malmö E350 probe meters' "
+                           "rows polled from the time series every 0.1 s (± 0.05 s)", "poll_errors": poller.errors},
+            "service": {**summary_ms(service_latency), "method": "service counter vs emission order, sampled "
+                        "every 0.2 s (FIFO estimate, ± 0.1 s)"},
+        },
+        "resources": {
+            "processes": [u.__dict__ for u in usage],
+            "stack_cpu_percent": round(stack_cpu, 1),
+            "stack_share_of_machine_percent": round(stack_cpu / cores, 1),
+            "machine_busy_percent": sampler.machine_percent(),
+            "cpu_timeline": sampler.samples,
+        },
+        "timeline": [{"t": round(t - run.started, 3), **v} for t, v in timeline.points if t >= run.started],
+        "latency_samples_ms": {"broker": _sample_ms(broker_latency), "timeseries": _sample_ms(poller.latencies()),
+                               "service": _sample_ms(service_latency)},
+        "conditions": {
+            "workload": f"the Turin and Malmö pilots at scale {options.scale:g} (simulator, seed {options.seed}, "
+                        "real time, no injections)",
+            "duration_s": options.duration, "meters": len(workload.fleet.meters),
+            "meters_by_role": workload.fleet.counts(), "readings_by_family": families,
+            "generator_max_lag_s": run.summary["max_lag_s"],
+            "transports": f"MQTT {options.mqtt_url} (QoS 1: M-Bus concentrator uplinks, DLMS, Connode), AMQP "
+                          f"(Midori, publisher confirms), HTTP (ENNOVA) to the agent's south port",
+            "broker_counted_by": "a local receiver subscribed to every reading" if options.receiver == "all"
+            else "the agent's 2xx count (receiver on probe meters only)",
+            "timeseries_counted_by": "total rows of the four reading types per tenant (not per meter)",
+            "broker": "given: " + endpoints.ngsi_url if not endpoints.embedded.get("broker")
+            else "embedded flexmeter broker (--notify-batch 100)",
+            "timeseries": "given: " + endpoints.ql_url if not endpoints.embedded.get("timeseries")
+            else "embedded flexmeter timeseries (SQLite)",
+            "agent": "given: " + endpoints.iota_url if not endpoints.embedded.get("agent")
+            else "embedded flexmeter agent " + " ".join(FAMILIES),
+            "service": "given: " + endpoints.service_url if not endpoints.embedded.get("service")
+            else "embedded flexmeter service",
+            "cpus": cores, "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+            "shared_machine": "other engineers' tests may run on the same cores",
+        },
+    }
