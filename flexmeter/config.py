@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     midori_apikey: str = Field("midori", description="Service group of Midori messages whose routing key "
                                "names none.")
 
+    notify_workers: int = Field(4, ge=1, description="Threads of the embedded broker sending notifications.")
+    notify_queue: int = Field(10_000, ge=1, description="Notifications a tenant may have waiting in the embedded "
+                              "broker before new ones are dropped (and counted).")
+    notify_timeout: float = Field(5.0, gt=0, description="Seconds the embedded broker waits for a notification "
+                                  "receiver (a subscription's own http timeout wins).")
+    notify_pipeline: int = Field(32, ge=1, description="Notifications in flight on one connection to a receiver "
+                                 "(HTTP pipelining; 1 = off).")
+    orion_config: Path | None = Field(None, description="The orion_config/ folder of subscriptions provisioning "
+                                      "uses (default: the checkout's, else ./orion_config).")
+
     service: str = Field("flexmeter", description="Default Fiware-Service (tenant).")
     service_path: str = Field("/", description="Default Fiware-ServicePath.")
     token: str | None = Field(None, description="Bearer token sent to / required by north APIs.")

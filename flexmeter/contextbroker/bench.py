@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from flexmeter.config import get_settings
+
 BATCH = 100
 ENTITIES = 1000
 ENTITY_TYPE = "BenchMeter"
@@ -235,8 +237,8 @@ def run_bench(duration: float = 3.0, *, client_threads: int = 4, notify_batch: i
         "duration_s_per_figure": duration, "batch_size": BATCH, "distinct_entities": ENTITIES,
         "load_average_1m_at_start": round(os.getloadavg()[0], 2),
         "client_threads": client_threads,
-        "notify_workers": int(os.environ.get("FLEXMETER_NOTIFY_WORKERS", "4")),
-        "notify_pipeline": os.environ.get("FLEXMETER_NOTIFY_PIPELINE") or "32 (default)",
+        "notify_workers": get_settings().notify_workers,
+        "notify_pipeline": get_settings().notify_pipeline,
         "receiver": f"{receiver_server} (own process; counts notifications, parses each body with orjson,"
                     " answers 204)",
         "note": "client (one process, its threads), broker and receiver are three processes on the same"

@@ -61,13 +61,13 @@ def wait_agent_mqtt(iota_url: str, timeout: float = 30.0) -> None:
 def subscribe(ngsi_url: str, tenant: Tenant, *, ql_url: str | None, service_url: str | None,
               receiver_url: str | None, receiver_ids: list[str] | None = None) -> list[str]:
     """The orion_config subscriptions for this tenant, and the receiver's; returns their ids."""
-    from flexmeter.provisioning.subscriptions import ORION_CONFIG, load_subscription
+    from flexmeter.provisioning.subscriptions import load_subscription, orion_config_dir
 
     bodies = []
     if ql_url:
-        bodies.append(load_subscription(ORION_CONFIG / "subscriptions" / "timeseries.json", QL_URL=ql_url))
+        bodies.append(load_subscription(orion_config_dir() / "subscriptions" / "timeseries.json", QL_URL=ql_url))
     if service_url:
-        bodies.append(load_subscription(ORION_CONFIG / "subscriptions" / "service-readings.json",
+        bodies.append(load_subscription(orion_config_dir() / "subscriptions" / "service-readings.json",
                                         SERVICE_URL=service_url))
     if receiver_url:
         bodies.append({"description": "flexmeter bench e2e: readings' arrival in the broker",

@@ -26,7 +26,7 @@ from flexmeter.provisioning import secrets
 from flexmeter.provisioning.errors import InventoryError, Problem, SecretError
 from flexmeter.provisioning.inventory import LoadedInventory
 from flexmeter.provisioning.schema import Building, Feeder, Group, Meter, SubscriptionEntry, Substation, Tenant
-from flexmeter.provisioning.subscriptions import ORION_CONFIG, normalized, render_template
+from flexmeter.provisioning.subscriptions import normalized, orion_config_dir, render_template
 
 Json = dict[str, Any]
 
@@ -97,11 +97,11 @@ def _ref_device_attribute(entity_type: str, device_urn: str) -> Json | None:
 
 class Compiler:
     def __init__(self, loaded: LoadedInventory, urls: Mapping[str, str], environ: Mapping[str, str] | None,
-                 orion_config: Path = ORION_CONFIG) -> None:
+                 orion_config: Path | None = None) -> None:
         self.loaded = loaded
         self.urls = dict(urls)
         self.environ = environ
-        self.orion_config = orion_config
+        self.orion_config = orion_config if orion_config is not None else orion_config_dir()
         self.problems: list[Problem] = []
         self.desired = Desired()
 

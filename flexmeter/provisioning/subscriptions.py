@@ -8,26 +8,24 @@ identified by its ``description`` within a tenant and service path, so applying 
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
+from flexmeter.config import get_settings
 from flexmeter.ngsi import FiwareHeaders, NgsiClient
 from flexmeter.ngsi_models import Subscription
 
 
-def _orion_config() -> Path:
+def orion_config_dir() -> Path:
     """``FLEXMETER_ORION_CONFIG``, else the checkout's ``orion_config/``, else ``./orion_config`` (an
     installed package, e.g. the Docker image whose working directory holds it)."""
-    configured = os.environ.get("FLEXMETER_ORION_CONFIG")
-    if configured:
-        return Path(configured)
+    configured = get_settings().orion_config
+    if configured is not None:
+        return configured
     checkout = Path(__file__).resolve().parents[2] / "orion_config"
     return checkout if checkout.is_dir() else Path.cwd() / "orion_config"
 
-
-ORION_CONFIG = _orion_config()
 #: read-only fields Orion adds to a subscription it returns
 READ_ONLY = ("id", "status")
 READ_ONLY_NOTIFICATION = ("timesSent", "lastNotification", "lastFailure", "lastFailureReason", "lastSuccess",

@@ -118,7 +118,7 @@ def simulate_command(
             transports.add("amqp")
         if "ennova" in families:
             transports.add("http")
-        queue = midori_queue or os.environ.get("FLEXMETER_MIDORI_QUEUE", "midori")
+        queue = midori_queue or settings.midori_queue
         emitters = open_emitters(transports, dry_run, mqtt_url or settings.mqtt_url, amqp_url or settings.amqp_url,
                                  south_url or f"http://127.0.0.1:{settings.iota_south_port}", queue)
     except SimulatorError as exc:

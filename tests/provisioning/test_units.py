@@ -10,7 +10,7 @@ from flexmeter.provisioning.errors import SecretError
 from flexmeter.provisioning.plan import subset_diff
 from flexmeter.provisioning.secrets import digest, resolve
 from flexmeter.provisioning.source import line_of, load_yaml
-from flexmeter.provisioning.subscriptions import ORION_CONFIG, load_subscription, render_template
+from flexmeter.provisioning.subscriptions import load_subscription, orion_config_dir, render_template
 
 
 def test_line_of_follows_keys_and_items(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_templates_fill_placeholders_and_leave_regex_dollars() -> None:
     assert body == {"a": "http://ql:8668/v2/notify", "p": "^(A|B)$"}
     with pytest.raises(KeyError):
         render_template('{"a": "${NOPE}"}')
-    shipped = load_subscription(ORION_CONFIG / "subscriptions" / "timeseries.json", QL_URL="http://q")
+    shipped = load_subscription(orion_config_dir() / "subscriptions" / "timeseries.json", QL_URL="http://q")
     assert shipped["notification"]["http"]["url"] == "http://q/v2/notify"
 
 

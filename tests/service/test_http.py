@@ -11,7 +11,7 @@ import requests
 
 from flexmeter.ngsi import FiwareHeaders, NgsiClient
 from flexmeter.ngsi.errors import NgsiResponseError
-from flexmeter.provisioning.subscriptions import ORION_CONFIG, ensure_subscription, load_subscription
+from flexmeter.provisioning.subscriptions import ensure_subscription, load_subscription, orion_config_dir
 from flexmeter.service.synthetic import SyntheticSubstation
 from tests.service.conftest import service_process
 from tests.support.processes import FlexmeterProcess
@@ -42,7 +42,7 @@ def end_to_end(broker_url: str, service_url: str, tenant: str) -> None:
     """orion_config's service subscriptions in the broker → notifications → service → results in the broker."""
     client = NgsiClient(broker_url)
     headers = FiwareHeaders(tenant, "/malmo")
-    for path in sorted(ORION_CONFIG.glob("subscriptions/service-*.json")):
+    for path in sorted(orion_config_dir().glob("subscriptions/service-*.json")):
         ensure_subscription(client, load_subscription(path, SERVICE_URL=service_url), headers)
     grid = SyntheticSubstation(name="E2E", meters=5, loss_share=0.05, seed=3)
     client.batch_update(grid.topology(), "append", headers=headers)

@@ -9,7 +9,6 @@ SQLite file (see :mod:`store`).
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import sys
 import threading
@@ -20,6 +19,7 @@ from typing import cast
 
 from flask import Blueprint
 
+from flexmeter.config import get_settings
 from flexmeter.contextbroker.errors import NotFound
 from flexmeter.contextbroker.model import EntityChange
 from flexmeter.contextbroker.subscriptions.model import Subscription
@@ -104,11 +104,10 @@ class SubscriptionEngine:
         self.db_base = Path(db_base)
         self.metrics = metrics
         self.notify_batch = notify_batch if notify_batch and notify_batch > 1 else None
-        env = os.environ
-        self.timeout = timeout if timeout is not None else float(env.get("FLEXMETER_NOTIFY_TIMEOUT", "5"))
-        workers = workers if workers is not None else int(env.get("FLEXMETER_NOTIFY_WORKERS", "4"))
-        capacity = queue_capacity if queue_capacity is not None else int(
-            env.get("FLEXMETER_NOTIFY_QUEUE", "10000"))
+        settings = get_settings()
+        self.timeout = timeout if timeout is not None else settings.notify_timeout
+        workers = workers if workers is not None else settings.notify_workers
+        capacity = queue_capacity if queue_capacity is not None else settings.notify_queue
         self.store = SubscriptionStore(self.db_base)
         self.mqtt = MqttPool(self.timeout)
         self.dispatcher = Dispatcher(workers, capacity, self._run_jobs, lambda: _WorkerContext(self.timeout))

@@ -8,7 +8,6 @@ MQTT connection refused or publish not acknowledged).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -16,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 import requests
 
+from flexmeter.config import get_settings
 from flexmeter.contextbroker.subscriptions.payload import HttpMessage, MqttMessage
 from flexmeter.contextbroker.subscriptions.pipeline import PipelinedConnection, Request
 
@@ -41,11 +41,11 @@ class HttpSender:
     at a time.
     """
 
-    max_pipeline = max(1, int(os.environ.get("FLEXMETER_NOTIFY_PIPELINE", "32")))
     max_pipeline_bytes = 256 * 1024
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
+        self.max_pipeline = get_settings().notify_pipeline
         self._conns: dict[tuple[str, int, float], PipelinedConnection] = {}
         self._urls: dict[str, tuple[str, int, str] | None] = {}
         self.session = requests.Session()
