@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     mqtt_cert_file: Path | None = Field(None, description="Client certificate (PEM) for mqtts:// brokers that "
                                         "require one.")
     mqtt_key_file: Path | None = Field(None, description="Private key (PEM) of the client certificate.")
+    mqtt_session_expiry: int = Field(7 * 24 * 3600, ge=0, le=0xFFFFFFFF, description="Seconds the MQTT broker "
+                                     "keeps an agent's session, and the QoS 1 messages for it, while it is away.")
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/%2F", description="AMQP broker (Midori).")
     postgres_dsn: str | None = Field(None, description="PostgreSQL DSN for the time-series backend.")
 

@@ -15,6 +15,10 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CORPUS = Path(os.environ.get("FLEXMETER_CORPUS_DIR", SHARED / "corpus"))
 SDM = Path(os.environ.get("FLEXMETER_SDM", SHARED / "sdm"))
 
+# Agents started by tests subscribe to every apikey on the machine's shared Mosquitto with persistent sessions:
+# those must not outlive the test run by a week, queueing (and dropping) every later run's messages.
+os.environ.setdefault("FLEXMETER_MQTT_SESSION_EXPIRY", "600")
+
 
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:

@@ -29,7 +29,7 @@ import requests
 from flexmeter.evaluation.errors import EvaluationError
 from flexmeter.evaluation.hops import BrokerReceiver, iso_ms, metric_sum, scrape, timeseries_counts
 from flexmeter.evaluation.latency import ProbePoller, Timeline, curve_latencies, summary_ms
-from flexmeter.evaluation.provision import Tenant, provision_agent, subscribe, wait_agent_mqtt
+from flexmeter.evaluation.provision import Tenant, provision_agent, subscribe, wait_agent_ready
 from flexmeter.evaluation.resources import ResourceSampler
 from flexmeter.evaluation.stack import EmbeddedStack, Endpoints
 from flexmeter.evaluation.workload import ENTITY_TYPE, Fleet, Sent, mqtt_publisher, run_workload
@@ -180,7 +180,7 @@ def _run(options: E2EOptions, devices: int, endpoints: Endpoints, receiver: Brok
     probe_ids = [fleet.entity_id(i) for i in probe_indexes]
     subscribe(endpoints.ngsi_url, tenant, ql_url=endpoints.ql_url, service_url=endpoints.service_url,
               receiver_url=receiver.url, receiver_ids=None if options.receiver == "all" else probe_ids)
-    wait_agent_mqtt(endpoints.iota_url)
+    wait_agent_ready(endpoints.iota_url)
     counters = _Counters(endpoints)
     counters.snapshot()
     sent_live: list[Sent] = []

@@ -30,7 +30,7 @@ from flexmeter.evaluation.pilots import (
     run_pilots,
     timeseries_rows,
 )
-from flexmeter.evaluation.provision import wait_agent_mqtt
+from flexmeter.evaluation.provision import wait_agent_ready
 from flexmeter.evaluation.resources import ResourceSampler
 from flexmeter.evaluation.stack import EmbeddedStack, Endpoints
 
@@ -71,7 +71,7 @@ def _run(options: E2EOptions, workload: PilotsWorkload, endpoints: Endpoints, re
     progress("provisioning", 0.05)
     probe_ids = workload.probe_ids(options.probes)
     provision(workload, endpoints, receiver.url, None if options.receiver == "all" else probe_ids)
-    wait_agent_mqtt(endpoints.iota_url)
+    wait_agent_ready(endpoints.iota_url)
     time.sleep(1.0)  # the agent's Midori consumer declares its queue
     counters = _Counters(endpoints, family=None)
     counters.snapshot()

@@ -42,20 +42,25 @@ def provision_agent(iota_url: str, tenant: Tenant, fleet: Fleet, chunk: int = 10
                          json={"devices": devices}), "provisioning the meters")
 
 
-def wait_agent_mqtt(iota_url: str, timeout: float = 30.0) -> None:
-    """Wait until the agent says it is subscribed on MQTT (a flexmeter agent's /health; others: skip)."""
+def wait_agent_ready(iota_url: str, timeout: float = 120.0) -> None:
+    """Wait until the agent is subscribed on MQTT and has created the command subscriptions of the devices
+    just provisioned (a flexmeter agent's /health; other agents: no wait), so the workload meets a steady agent."""
     deadline = time.time() + timeout
+    health: dict[str, object] = {}
     while time.time() < deadline:
         try:
-            health = requests.get(f"{iota_url}/health", timeout=5)
-            if health.status_code == 404:
+            response = requests.get(f"{iota_url}/health", timeout=5)
+            if response.status_code == 404:
                 return
-            if health.json().get("mqtt"):
-                return
+            health = response.json()
         except (requests.RequestException, ValueError):
             return
-        time.sleep(0.1)
-    raise EvaluationError(f"the agent at {iota_url} did not connect to MQTT within {timeout:.0f} s")
+        if health.get("mqtt") and not health.get("commandSubscriptionsPending") and not health.get("outbox"):
+            return
+        time.sleep(0.2)
+    raise EvaluationError(f"the agent at {iota_url} is not ready after {timeout:.0f} s: MQTT connected "
+                          f"{health.get('mqtt')}, command subscriptions pending "
+                          f"{health.get('commandSubscriptionsPending')}, outbox {health.get('outbox')}")
 
 
 def subscribe(ngsi_url: str, tenant: Tenant, *, ql_url: str | None, service_url: str | None,

@@ -140,6 +140,7 @@ class Agent:
                 "amqp": None if self.amqp is None else self.amqp.connected.is_set(),
                 "coap": None if self.coap is None else self.coap.url,
                 "pipeline": self.pipeline.pending(), "inbox": self.outbox.inbox_depth(),
+                "commandSubscriptionsPending": self.commands.subscriptions_pending(),
                 "backoff": self.forwarder.backoff}
 
     def _publish(self, topic: str, payload: bytes) -> None:

@@ -175,6 +175,7 @@ class CommandFlow:
             # it), 'delivered' (polling: fetched, waiting for the reply), 'pushing' (HTTP push in flight)
             self._db.execute("ALTER TABLE pending ADD COLUMN state TEXT NOT NULL DEFAULT 'sent'")
         self._lock = threading.Lock()
+        self._entity_index: tuple[int, dict[tuple[str, str], tuple[str, str, str]]] = (-1, {})
         self._pending_lock = threading.Lock()
         self._todo: set[tuple[str, str, str]] = set()
         self._stop = threading.Event()
@@ -213,6 +214,11 @@ class CommandFlow:
                 log.exception("command flow error")
 
     # -- subscriptions -------------------------------------------------------------------------------------
+    def subscriptions_pending(self) -> int:
+        """Devices whose command subscription is still to be created, changed or removed in the broker."""
+        with self._lock:
+            return len(self._todo)
+
     def device_changed(self, service: str, service_path: str, device_id: str) -> None:
         """Called after a device is created, updated or deleted through the north API."""
         with self._lock:
@@ -291,6 +297,9 @@ class CommandFlow:
             by_sub = self._db.execute("SELECT service, service_path, device_id FROM subscriptions WHERE "
                                       "subscription_id = ?", (subscription_id,)).fetchone()
         for entity in body.get("data") or []:
+            if not any(isinstance(attr, dict) and attr.get("value") not in (None, "")
+                       for name, attr in entity.items() if name not in ("id", "type")):
+                continue  # the agent's own reset of its command attributes: nothing to send
             view = self._find_view(service, service_path, entity, by_sub)
             if view is None:
                 log.warning("notification for unknown entity %s", entity.get("id"))
@@ -310,15 +319,22 @@ class CommandFlow:
             view = self._view(*by_sub)
             if view is not None:
                 return view
+        key = self._entity_keys().get((service, str(entity.get("id"))))
+        return self._view(*key) if key is not None else None
+
+    def _entity_keys(self) -> dict[tuple[str, str], tuple[str, str, str]]:
+        """(service, entity id) -> the device's key, rebuilt only after the registry changed."""
+        version, index = self._entity_index
+        if version == self.registry.version:
+            return index
+        version, index = self.registry.version, {}
         for device in self.registry.all_devices():
-            if device.get("service") != service:
-                continue
             view = DeviceView(device, self.registry.group_for_device(device["service"], device["service_path"],
                                                                       device))
-            family = self._family(view)
-            if view.entity_id(family, None) == entity.get("id"):
-                return view
-        return None
+            index.setdefault((device["service"], view.entity_id(self._family(view), None)),
+                             (device["service"], device["service_path"], device["device_id"]))
+        self._entity_index = (version, index)
+        return index
 
     def execute(self, view: DeviceView, command: str, value: Any) -> None:
         family = self._family(view)

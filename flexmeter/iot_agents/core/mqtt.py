@@ -6,10 +6,13 @@ This client does only what the agent needs (CONNECT with a persistent session, S
 PUBACK out, PINGREQ, PUBLISH out for commands), so a message costs a few microseconds before it is in the
 pipeline's queue.
 
-A persistent MQTT 5 session (``clean_start=0``, session expiry 7 days, a client id stable across restarts of
-the same data dir) makes the MQTT broker keep QoS 1 messages for the agent while it is away; a message is
-acknowledged only once the pipeline has persisted it, so a crash before that means redelivery. The Receive
-Maximum (2000) is the number of unacknowledged messages the MQTT broker may have in flight to us.
+A persistent MQTT 5 session (``clean_start=0``, session expiry ``FLEXMETER_MQTT_SESSION_EXPIRY``, 7 days by
+default, a client id stable across restarts of the same data dir) makes the MQTT broker keep QoS 1 messages
+for the agent while it is away; a message is acknowledged only once the pipeline has persisted it, so a crash
+before that means redelivery. The Receive Maximum is the protocol's largest (65,535): the MQTT broker may
+have that many unacknowledged messages in flight to us, so a burst (5,000 meters pushing on the same
+second) is in flight rather than in Mosquitto's per-client queue, which drops QoS 1 messages past
+``max_queued_messages`` (1,000 by default).
 
 A broker that speaks only MQTT 3.1.1 (the embedded amqtt broker, older Mosquitto, many cloud brokers)
 refuses the MQTT 5 CONNECT; the client then falls back to 3.1.1 with a persistent session (clean session 0)
@@ -30,6 +33,7 @@ import time
 from collections.abc import Callable, Mapping
 from functools import partial
 
+from flexmeter.config import get_settings
 from flexmeter.iot_agents.core.family import Family, Message, Route
 from flexmeter.iot_agents.core.mqttlink import (
     MQTT5,
@@ -52,9 +56,7 @@ __all__ = ["MqttEndpoint", "MqttProtocolError", "MqttTransport", "encode_string"
 
 log = logging.getLogger(__name__)
 
-SESSION_EXPIRY = 7 * 24 * 3600
-"""Seconds the MQTT broker keeps the agent's session (subscriptions, queued QoS 1 messages) while it is away."""
-RECEIVE_MAXIMUM = 2000
+RECEIVE_MAXIMUM = 65535
 """Unacknowledged QoS 1 messages the MQTT broker may have in flight to the agent."""
 KEEPALIVE = 30
 _VERSION_REFUSED = {0x01, 0x84}  # 3.1.1 "unacceptable protocol version", MQTT 5 "unsupported protocol version"
@@ -171,7 +173,7 @@ class MqttTransport:
         v5 = self.version == MQTT5
         props = b""
         if v5:
-            props = (bytes([0x11]) + struct.pack("!I", SESSION_EXPIRY)
+            props = (bytes([0x11]) + struct.pack("!I", get_settings().mqtt_session_expiry)
                      + bytes([0x21]) + struct.pack("!H", RECEIVE_MAXIMUM))
         self._send(connect_packet(self.client_id, version=self.version, keepalive=KEEPALIVE, clean=False,
                                   endpoint=self.endpoint, properties=props))

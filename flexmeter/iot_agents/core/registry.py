@@ -131,6 +131,8 @@ class Registry:
             "device_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, "
             "PRIMARY KEY (service, subservice, device_id, name))"
         )
+        # decoders look keys up by meter id alone, for every frame
+        self._secrets_db.execute("CREATE INDEX IF NOT EXISTS secrets_device ON secrets (device_id)")
 
     def close(self) -> None:
         with self._lock:
@@ -354,9 +356,10 @@ class Registry:
                 raise DeviceNotFound(device_id)
             db.execute("DELETE FROM devices WHERE service = ? AND subservice = ? AND device_id = ?",
                        (service, subservice, device_id))
-        with self._secrets_db:
+        with self._lock, self._secrets_db:
             self._secrets_db.execute("DELETE FROM secrets WHERE service = ? AND subservice = ? AND device_id = ?",
                                      (service, subservice, device_id))
+            self._cache.clear()
         body: Json = json.loads(row[0])
         return body
 
@@ -370,10 +373,16 @@ class Registry:
 
     def secrets_by_device_id(self, device_id: str) -> dict[str, str]:
         """Secrets of the device(s) with this id whatever the tenant (decoders find meters by their id)."""
+        key = ("secrets", device_id)
         with self._lock:
+            if key in self._cache:
+                cached: dict[str, str] = self._cache[key]
+                return dict(cached)
             rows = self._secrets_db.execute("SELECT name, value FROM secrets WHERE device_id = ?",
                                             (device_id,)).fetchall()
-        return {name: value for name, value in rows}
+            found = {name: value for name, value in rows}
+            self._cache[key] = found
+        return dict(found)
 
     def all_devices(self) -> list[Json]:
         with self._lock:
