@@ -87,17 +87,18 @@ class _MetadataPlan:
     Stored metadata dicts are ``{"type", "value"}`` and never mutated, so they are shared, not copied.
     """
 
-    __slots__ = ("created", "every", "modified", "names")
+    __slots__ = ("created", "every", "modified", "name_set", "names")
 
     def __init__(self, metadata: Sequence[str] | None) -> None:
         self.every = metadata is None or "*" in metadata
         self.names: tuple[str, ...] = () if self.every or metadata is None else tuple(metadata)
+        self.name_set = frozenset(self.names)
         self.created = bool(metadata) and "dateCreated" in metadata  # type: ignore[operator]
         self.modified = bool(metadata) and "dateModified" in metadata  # type: ignore[operator]
 
     def render(self, attr: StoredAttr, extra: Mapping[str, StoredMetadata] | None) -> dict[str, Any]:
         stored = attr.get("metadata") or {}
-        if self.every:
+        if self.every or stored.keys() <= self.name_set:  # every stored metadata is wanted: a C-level copy
             out: dict[str, Any] = dict(stored)
         elif stored:
             out = {name: stored[name] for name in self.names if name in stored}

@@ -1,7 +1,9 @@
 """JEXL attribute expressions as the FIWARE agents evaluate them (``p * 1000``, ``t | parsefloat``).
 
-pyjexl parses and evaluates; no Python ``eval`` anywhere. Parsed expressions are cached (parsing costs
-~20 ms, evaluating microseconds). The transforms are the iotagent-node-lib ones users rely on most.
+pyjexl parses; no Python ``eval`` anywhere. A parsed expression is compiled once into a tree of closures with
+exactly pyjexl's evaluation rules (several times faster than its visitor, which walks the tree again for every
+reading); the few node kinds left out (filters) are evaluated by pyjexl itself. The transforms are the
+iotagent-node-lib ones users rely on most.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import pyjexl
+from pyjexl import parser as ast
 from pyjexl.evaluator import Evaluator
 
 from flexmeter.iot_agents.core.errors import InvalidExpression
@@ -119,6 +123,61 @@ def _tight_pipes(expression: str) -> str:
     return "".join(out)
 
 
+Compiled = Callable[[Mapping[str, Any]], Any]
+
+
+class _NotCompiled(Exception):
+    """A node kind the compiler leaves to pyjexl's evaluator."""
+
+
+def _compile(node: Any, transforms: Mapping[str, Any]) -> Compiled:
+    """Closures mirroring ``pyjexl.evaluator.Evaluator`` node by node (same order, same errors)."""
+    kind = type(node)
+    if kind is ast.Literal:
+        value = node.value
+        return lambda context: value
+    if kind is ast.Identifier:
+        if node.relative:
+            raise _NotCompiled
+        name = node.value
+        if node.subject is None:
+            return lambda context: context.get(name, None)
+        subject = _compile(node.subject, transforms)
+        return lambda context: subject(context).get(name, None)
+    if kind is ast.BinaryExpression:
+        op = node.operator
+        left, right = _compile(node.left, transforms), _compile(node.right, transforms)
+        func = op.evaluate
+        if op._evaluate_lazy:
+            return lambda context: func(lambda: left(context), lambda: right(context))
+        return lambda context: func(left(context), right(context))
+    if kind is ast.UnaryExpression:
+        op, operand = node.operator, _compile(node.right, transforms)
+        if op._evaluate_lazy:
+            raise _NotCompiled
+        unary = op.evaluate
+        return lambda context: unary(operand(context))
+    if kind is ast.ConditionalExpression:
+        test = _compile(node.test, transforms)
+        then, otherwise = _compile(node.consequent, transforms), _compile(node.alternate, transforms)
+        return lambda context: then(context) if test(context) else otherwise(context)
+    if kind is ast.ArrayLiteral:
+        items = [_compile(item, transforms) for item in node.value]
+        return lambda context: [item(context) for item in items]
+    if kind is ast.ObjectLiteral:
+        members = [(key, _compile(value, transforms)) for key, value in node.value.items()]
+        return lambda context: {key: value(context) for key, value in members}
+    if kind is ast.Transform:
+        transform = transforms.get(node.name)
+        if transform is None:
+            raise _NotCompiled  # pyjexl raises its MissingTransformError when evaluating
+        subject = _compile(node.subject, transforms)
+        args = [_compile(arg, transforms) for arg in node.args]
+        empty: dict[str, Any] = {}  # pyjexl evaluates transform arguments without the context
+        return lambda context: transform(subject(context), *[arg(empty) for arg in args])
+    raise _NotCompiled
+
+
 class Expressions:
     """One per agent: a JEXL configuration plus the cache of parsed expressions."""
 
@@ -128,6 +187,7 @@ class Expressions:
         for name, func in TRANSFORMS.items():
             self._jexl.add_transform(name, func)
         self._parsed: dict[str, Any] = {}
+        self._compiled: dict[str, Compiled | None] = {}
         self._lock = threading.Lock()
 
     def parse(self, expression: str) -> Any:
@@ -141,11 +201,25 @@ class Expressions:
                 self._parsed[expression] = parsed
         return parsed
 
-    def evaluate(self, expression: str, context: dict[str, Any]) -> Any:
-        """The value, or None when the expression refers to a missing measure (as the FIWARE agents do)."""
+    def compiled(self, expression: str) -> Compiled | None:
+        """The expression as closures, or None when part of it is left to pyjexl's evaluator."""
+        if expression in self._compiled:
+            return self._compiled[expression]
         parsed = self.parse(expression)
         try:
-            return Evaluator(self._jexl.config).evaluate(parsed, context)
+            compiled: Compiled | None = _compile(parsed, self._jexl.config.transforms)
+        except _NotCompiled:
+            compiled = None
+        self._compiled[expression] = compiled
+        return compiled
+
+    def evaluate(self, expression: str, context: dict[str, Any]) -> Any:
+        """The value, or None when the expression refers to a missing measure (as the FIWARE agents do)."""
+        compiled = self.compiled(expression)
+        try:
+            if compiled is not None:
+                return compiled(context)
+            return Evaluator(self._jexl.config).evaluate(self.parse(expression), context)
         except (AttributeError, KeyError, TypeError, IndexError):
             return None
         except ZeroDivisionError:
