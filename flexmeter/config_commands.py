@@ -42,8 +42,25 @@ def describe() -> list[dict[str, Any]]:
     return rows
 
 
-def config_command(as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout.")) -> None:
+def markdown_table() -> str:
+    """The table of docs/configuration.md: every setting with its default (a test keeps the two equal)."""
+    lines = ["| variable | default | what it is for |", "|---|---|---|"]
+    for row in describe():
+        if row["name"] == "corpus_dir":
+            default = "`../shared/corpus` next to the repository"
+        else:
+            default = f"`{row['default'] if row['default'] is not None else '(unset)'}`"
+        lines.append(f"| `{row['env']}` | {default} | {row['description']} |")
+    return "\n".join(lines)
+
+
+def config_command(as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+                   markdown: bool = typer.Option(False, "--markdown", help="Print the defaults as the Markdown "
+                                                 "table of docs/configuration.md.")) -> None:
     """Every FLEXMETER_* setting with its value here (from the environment, else the default)."""
+    if markdown:
+        print(markdown_table())
+        return
     rows = describe()
     if as_json:
         print(json.dumps({"settings": rows}))

@@ -42,8 +42,12 @@ def test_a_bad_value_is_refused_with_the_setting_named() -> None:
     assert done.returncode == 2 and "FLEXMETER_DLMS_UDP_PORT='udp'" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_docs_list_every_setting() -> None:
+def test_docs_list_every_setting_as_the_code_defines_it() -> None:
     doc = (ROOT / "docs" / "configuration.md").read_text()
     missing = [f"FLEXMETER_{name.upper()}" for name in Settings.model_fields
                if f"`FLEXMETER_{name.upper()}`" not in doc]
     assert missing == []
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FLEXMETER_")}
+    table = subprocess.run([sys.executable, "-m", "flexmeter", "config", "--markdown"], capture_output=True,
+                           text=True, env=clean, timeout=60, check=True).stdout.strip()
+    assert table in doc, "regenerate the table with `flexmeter config --markdown`"

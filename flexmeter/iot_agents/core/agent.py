@@ -92,7 +92,8 @@ class Agent:
         self.outbox = Outbox(config.data_dir / "outbox.db", durable=config.durable)
         self.mapper = Mapper(Expressions())
         self.forwarder = Forwarder(self.outbox, config.ngsi_url, self.metrics, linger=config.linger,
-                                   max_entities=config.max_batch, token=config.ngsi_token)
+                                   max_entities=config.max_batch, token=config.ngsi_token,
+                                   max_in_flight=get_settings().forward_in_flight)
         self.pipeline = Pipeline(self.registry, self.outbox, self.mapper, self.metrics,
                                  on_persisted=self.forwarder.wake)
         identity = hashlib.sha1(str(config.data_dir.resolve()).encode()).hexdigest()[:12]

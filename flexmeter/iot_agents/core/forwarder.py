@@ -56,7 +56,7 @@ class _Flight:
 class Forwarder:
     def __init__(self, outbox: Outbox, ngsi_url: str, metrics: AgentMetrics, *, max_entities: int = 1000,
                  max_bytes: int = 900_000, linger: float = 0.02, min_backoff: float = 0.1,
-                 max_backoff: float = 5.0, token: str | None = None, max_in_flight: int = 2,
+                 max_backoff: float = 5.0, token: str | None = None, max_in_flight: int = 1,
                  on_forwarded: Callable[[list[OutboxRow]], None] | None = None) -> None:
         self.outbox = outbox
         self.ngsi_url = ngsi_url
