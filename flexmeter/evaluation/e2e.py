@@ -285,8 +285,6 @@ def _run(options: E2EOptions, devices: int, endpoints: Endpoints, receiver: Brok
                      "notification to a local receiver")
     service_curve = timeline.curve("service")
     service_latency = curve_latencies(sent.times_ms, service_curve)
-    usage = sampler.usage()
-    stack_cpu = sum(u.cpu_percent for u in usage)
     cores = os.cpu_count() or 1
     completions = [float(h["complete_after_s"]) for h in hops if h["complete_after_s"] is not None]
     span: float = max(max(completions) if len(completions) == len(hops) else drained_at - sent.started, 1e-9)
@@ -305,24 +303,8 @@ def _run(options: E2EOptions, devices: int, endpoints: Endpoints, receiver: Brok
         "agent_dead_lettered": _int(delta.get("agent_dead_lettered")),
         "agent_retried": _int(delta.get("agent_retried")),
         "service_rejected": _int(delta.get("service_rejected")),
-        "latency": {
-            "broker": {**summary_ms(broker_latency), "method": broker_method},
-            "timeseries": {**summary_ms(poller.latencies()), "method": f"{len(probe_ids)} probe meters' rows "
-                           "polled from the time series every 0.1 s (± 0.05 s)", "poll_errors": poller.errors},
-            "service": {**summary_ms(service_latency), "method": "service counter vs emission order, sampled "
-                        "every 0.2 s (FIFO estimate, ± 0.1 s)"},
-        },
-        "resources": {
-            "processes": [u.__dict__ for u in usage],
-            "stack_cpu_percent": round(stack_cpu, 1),
-            "stack_share_of_machine_percent": round(stack_cpu / cores, 1),
-            "machine_busy_percent": sampler.machine_percent(),
-            "cpu_timeline": sampler.samples,
-        },
-        "timeline": [{"t": round(t - sent.started, 3), **v} for t, v in timeline.points if t >= sent.started],
-        "latency_samples_ms": {
-            "broker": _sample_ms(broker_latency), "timeseries": _sample_ms(poller.latencies()),
-            "service": _sample_ms(service_latency)},
+        **measured_sections(broker_latency, broker_method, poller, f"{len(probe_ids)} probe meters'",
+                            service_latency, sampler, timeline, sent.started),
         "conditions": {
             "duration_s": options.duration, "target_rate_per_s": options.rate, "meters": devices,
             "gateways": fleet.gateways, "meters_per_gateway": options.per_gateway,
@@ -347,6 +329,34 @@ def _run(options: E2EOptions, devices: int, endpoints: Endpoints, receiver: Brok
 
 def _int(value: float | None) -> int | None:
     return None if value is None else int(value)
+
+
+def measured_sections(broker_latency: list[float], broker_method: str, poller: ProbePoller, probes: str,
+                      service_latency: list[float], sampler: ResourceSampler, timeline: Timeline,
+                      started: float) -> dict[str, Any]:
+    """The latency, resources, timeline and latency samples of a report (both workloads measure alike)."""
+    usage = sampler.usage()
+    stack_cpu = sum(u.cpu_percent for u in usage)
+    cores = os.cpu_count() or 1
+    return {
+        "latency": {
+            "broker": {**summary_ms(broker_latency), "method": broker_method},
+            "timeseries": {**summary_ms(poller.latencies()), "method": f"{probes} rows polled from the time "
+                           "series every 0.1 s (± 0.05 s)", "poll_errors": poller.errors},
+            "service": {**summary_ms(service_latency), "method": "service counter vs emission order, sampled "
+                        "every 0.2 s (FIFO estimate, ± 0.1 s)"},
+        },
+        "resources": {
+            "processes": [u.__dict__ for u in usage],
+            "stack_cpu_percent": round(stack_cpu, 1),
+            "stack_share_of_machine_percent": round(stack_cpu / cores, 1),
+            "machine_busy_percent": sampler.machine_percent(),
+            "cpu_timeline": sampler.samples,
+        },
+        "timeline": [{"t": round(t - started, 3), **v} for t, v in timeline.points if t >= started],
+        "latency_samples_ms": {"broker": _sample_ms(broker_latency), "timeseries": _sample_ms(poller.latencies()),
+                               "service": _sample_ms(service_latency)},
+    }
 
 
 def _sample_ms(latencies: list[float], limit: int = 5000) -> list[float]:

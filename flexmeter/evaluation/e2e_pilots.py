@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flexmeter.evaluation.e2e import HOP_LABELS, HOPS, E2EOptions, Progress, _Counters, _int, _sample_ms
+from flexmeter.evaluation.e2e import HOP_LABELS, HOPS, E2EOptions, Progress, _Counters, _int, measured_sections
 from flexmeter.evaluation.errors import EvaluationError
 from flexmeter.evaluation.hops import BrokerReceiver
-from flexmeter.evaluation.latency import ProbePoller, Timeline, curve_latencies, summary_ms
+from flexmeter.evaluation.latency import ProbePoller, Timeline, curve_latencies
 from flexmeter.evaluation.pilots import (
     FAMILIES,
     PROBE_ATTR,
@@ -146,8 +146,6 @@ def _run(options: E2EOptions, workload: PilotsWorkload, endpoints: Endpoints, re
     lost = max(0, sent - min(measured))
     broker_latency = [arrival - emitted / 1000 for (_, emitted), arrival in dict(receiver.seen).items()]
     service_latency = curve_latencies(run.times_ms, timeline.curve("service"))
-    usage = sampler.usage()
-    stack_cpu = sum(u.cpu_percent for u in usage)
     cores = os.cpu_count() or 1
     completions = [float(h["complete_after_s"]) for h in hops if h["complete_after_s"] is not None]
     span = max(max(completions) if len(completions) == len(hops) else drained_at - run.started, 1e-9)
@@ -162,25 +160,11 @@ def _run(options: E2EOptions, workload: PilotsWorkload, endpoints: Endpoints, re
         "agent_dead_lettered": _int(delta.get("agent_dead_lettered")),
         "agent_retried": _int(delta.get("agent_retried")),
         "service_rejected": _int(delta.get("service_rejected")),
-        "latency": {
-            "broker": {**summary_ms(broker_latency), "method": "the broker's notification to a local receiver "
-                       "(observation time = TimeInstant = scheduled emission)" + (
-                           "" if options.receiver == "all" else f", {len(probe_ids)} Malmö E350 probe meters")},
-            "timeseries": {**summary_ms(poller.latencies()), "method": f"{len(probe_ids)} Malmö E350 probe meters' "
-                           "rows polled from the time series every 0.1 s (± 0.05 s)", "poll_errors": poller.errors},
-            "service": {**summary_ms(service_latency), "method": "service counter vs emission order, sampled "
-                        "every 0.2 s (FIFO estimate, ± 0.1 s)"},
-        },
-        "resources": {
-            "processes": [u.__dict__ for u in usage],
-            "stack_cpu_percent": round(stack_cpu, 1),
-            "stack_share_of_machine_percent": round(stack_cpu / cores, 1),
-            "machine_busy_percent": sampler.machine_percent(),
-            "cpu_timeline": sampler.samples,
-        },
-        "timeline": [{"t": round(t - run.started, 3), **v} for t, v in timeline.points if t >= run.started],
-        "latency_samples_ms": {"broker": _sample_ms(broker_latency), "timeseries": _sample_ms(poller.latencies()),
-                               "service": _sample_ms(service_latency)},
+        **measured_sections(broker_latency, "the broker's notification to a local receiver (observation time = "
+                            "TimeInstant = scheduled emission)" + (
+                                "" if options.receiver == "all" else f", {len(probe_ids)} Malmö E350 probe meters"),
+                            poller, f"{len(probe_ids)} Malmö E350 probe meters'", service_latency, sampler, timeline,
+                            run.started),
         "conditions": {
             "workload": f"the Turin and Malmö pilots at scale {options.scale:g} (simulator, seed {options.seed}, "
                         "real time, no injections)",

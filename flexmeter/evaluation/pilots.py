@@ -34,7 +34,7 @@ from flexmeter.evaluation.hops import timeseries_counts
 from flexmeter.evaluation.stack import Endpoints
 from flexmeter.simulator.emitters import AmqpEmitter, Emitter, HttpEmitter, MqttEmitter
 from flexmeter.simulator.fleet import Fleet, load_fleet
-from flexmeter.simulator.generate import pilot_inventory
+from flexmeter.simulator.generate import pilot_inventory, tag_inventory
 from flexmeter.simulator.model import Emission, Simulation
 from flexmeter.simulator.runner import Runner
 
@@ -68,12 +68,7 @@ class PilotsWorkload:
         self.directory.mkdir(parents=True, exist_ok=True)
         for pilot in PILOTS:
             document, keys = pilot_inventory(pilot, self.scale, self.seed, f"{pilot}.keys")
-            tenant: dict[str, Any] = document["tenants"][0]
-            for group in tenant["groups"]:
-                group["apikey"] = f"{group['apikey']}-{self.tag}"
-            for meter in tenant["meters"]:
-                meter["group"] = f"{meter['group']}-{self.tag}"
-            tenant["service"] = f"{tenant['service']}{self.tag}"
+            tenant: dict[str, Any] = tag_inventory(document, self.tag)["tenants"][0]
             self.services[pilot] = tenant["service"]
             (self.directory / f"{pilot}.keys").write_text("".join(f"{k}={v}\n" for k, v in keys.items()))
             path = self.directory / f"{pilot}.yaml"

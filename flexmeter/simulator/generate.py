@@ -178,6 +178,18 @@ def pilot_inventory(pilot: str, scale: float, seed: int, keys_file: str = "pilot
     raise ValueError(f"unknown pilot {pilot!r} (turin, malmo)")
 
 
+def tag_inventory(document: Json, tag: str) -> Json:
+    """The inventory with ``tag`` appended to its apikeys and tenant names, so that several runs can share one
+    MQTT/AMQP broker (agents subscribe to every apikey) and one context broker without mixing readings."""
+    tenant: Json = document["tenants"][0]
+    for group in tenant["groups"]:
+        group["apikey"] = f"{group['apikey']}-{tag}"
+    for meter in tenant["meters"]:
+        meter["group"] = f"{meter['group']}-{tag}"
+    tenant["service"] = f"{tenant['service']}{tag}"
+    return document
+
+
 def generated_fleet(pilots: list[str], scale: float, seed: int) -> Fleet:
     """The fleet a generated inventory describes, without writing it (same ids, apikeys and keys)."""
     fleet = Fleet()

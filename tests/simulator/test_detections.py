@@ -31,7 +31,7 @@ import yaml
 
 from flexmeter.evaluation.hops import timeseries_counts
 from flexmeter.evaluation.pilots import READING_TYPES
-from flexmeter.simulator.generate import pilot_inventory
+from flexmeter.simulator.generate import pilot_inventory, tag_inventory
 from tests.support.processes import FlexmeterProcess, free_port
 
 pytestmark = pytest.mark.xdist_group("shared-brokers")
@@ -56,12 +56,7 @@ def _write_inventory(directory: Path, pilot: str, tag: str) -> tuple[Path, dict[
     """A pilot inventory whose apikeys and tenant carry ``tag`` (Mosquitto/RabbitMQ are shared), with the
     time-series and service subscriptions of the generated inventory."""
     document, keys = pilot_inventory(pilot, SCALE, SEED, f"{pilot}.keys")
-    tenant: dict[str, Any] = document["tenants"][0]
-    for group in tenant["groups"]:
-        group["apikey"] = f"{group['apikey']}-{tag}"
-    for meter in tenant["meters"]:
-        meter["group"] = f"{meter['group']}-{tag}"
-    tenant["service"] = f"{tenant['service']}{tag}"
+    tenant: dict[str, Any] = tag_inventory(document, tag)["tenants"][0]
     (directory / f"{pilot}.keys").write_text("".join(f"{k}={v}\n" for k, v in keys.items()))
     path = directory / f"{pilot}.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))

@@ -22,7 +22,7 @@ import yaml
 from flexmeter.iot_agents.mbus import decode_mbus, decode_wmbus
 from flexmeter.iot_agents.mbus.uplink import parse_json_uplink
 from flexmeter.simulator.fleet import Fleet, load_fleet
-from flexmeter.simulator.generate import pilot_inventory
+from flexmeter.simulator.generate import pilot_inventory, tag_inventory
 from flexmeter.simulator.model import Simulation
 from tests.support.processes import FlexmeterProcess, free_port
 
@@ -37,12 +37,7 @@ START, DURATION = "2026-11-27T10:00:00Z", 180
 def _write_tagged_inventory(directory: Path, pilot: str, tag: str) -> Path:
     """A tiny pilot inventory whose apikeys carry ``tag`` (the MQTT broker is shared by parallel tests)."""
     document, keys = pilot_inventory(pilot, 0.002, 3, f"{pilot}.keys")
-    tenant: dict[str, Any] = document["tenants"][0]
-    for group in tenant["groups"]:
-        group["apikey"] = f"{group['apikey']}-{tag}"
-    for meter in tenant["meters"]:
-        meter["group"] = f"{meter['group']}-{tag}"
-    tenant["service"] = f"{tenant['service']}{tag}"
+    tenant: dict[str, Any] = tag_inventory(document, tag)["tenants"][0]
     tenant["subscriptions"] = []
     (directory / f"{pilot}.keys").write_text("".join(f"{k}={v}\n" for k, v in keys.items()))
     path = directory / f"{pilot}.yaml"
