@@ -261,24 +261,8 @@ def _run(options: E2EOptions, devices: int, endpoints: Endpoints, receiver: Brok
         "timeseries": sent.count - ql_missing,
         "service": _int(delta.get("service")),
     }
-    hops: list[dict[str, Any]] = []
-    for hop in HOPS:
-        count = counts[hop]
-        curve = timeline.curve("agent_forwarded" if hop == "broker" and options.receiver != "all" else hop)
-        done = next((t for t, v in curve if count is not None and v >= count), None)
-        if hop == "timeseries":
-            done = ql_complete_at
-        hops.append({"hop": hop, "label": HOP_LABELS[hop] if hop != "broker" or options.receiver == "all"
-                     else "broker (accepted, 2xx)", "count": count,
-                     "lost": None if count is None or hop == "agent_decoded" else max(0, sent.count - count),
-                     "extra": None if count is None or hop == "agent_decoded" else max(0, count - sent.count),
-                     "complete_after_s": None if done is None else round(done - sent.started, 2),
-                     "rate_per_s": None if done is None or count is None
-                     else round(count / max(done - sent.started, 1e-9), 1)})
-    # the agent's decoded counter also counts other gateways' traffic on a shared MQTT broker (other
-    # tenants' apikeys, rejected later): informative, not a hop of this workload's loss
-    measured = [c for hop, c in counts.items() if c is not None and hop != "agent_decoded"]
-    lost = max(0, sent.count - min(measured))
+    hops, lost, readings_per_s = hop_table(counts, timeline, sent.count, sent.started, drained_at,
+                                           receiver_all=options.receiver == "all", timeseries_done=ql_complete_at)
     broker_latency = [arrival - emitted / 1000 for (_, emitted), arrival in dict(receiver.seen).items()]
     broker_method = ("every reading: the broker's notification to a local receiver (emission time = TimeInstant)"
                      if options.receiver == "all" else f"{len(probe_ids)} probe meters: the broker's "
@@ -286,11 +270,9 @@ def _run(options: E2EOptions, devices: int, endpoints: Endpoints, receiver: Brok
     service_curve = timeline.curve("service")
     service_latency = curve_latencies(sent.times_ms, service_curve)
     cores = os.cpu_count() or 1
-    completions = [float(h["complete_after_s"]) for h in hops if h["complete_after_s"] is not None]
-    span: float = max(max(completions) if len(completions) == len(hops) else drained_at - sent.started, 1e-9)
     publish_span = max(sent.ended - sent.started, 1e-9)
     return {
-        "readings_per_s": round(min(measured) / span, 1),
+        "readings_per_s": readings_per_s,
         "publish_rate_per_s": round(sent.count / publish_span, 1),
         "sent": sent.count,
         "lost": lost,
@@ -329,6 +311,35 @@ def _run(options: E2EOptions, devices: int, endpoints: Endpoints, receiver: Brok
 
 def _int(value: float | None) -> int | None:
     return None if value is None else int(value)
+
+
+def hop_table(counts: dict[str, int | None], timeline: Timeline, sent: int, started: float, drained_at: float, *,
+              receiver_all: bool, timeseries_done: float | None,
+              labels: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], int, float]:
+    """(the per-hop rows, readings lost, readings/s through every hop) of a run.
+
+    Without the receiver on every meter, the broker hop is the agent's 2xx count. The agent's decoded
+    counter also counts other gateways' traffic on a shared MQTT broker (other tenants' apikeys, rejected
+    later): informative, not a hop of this workload's loss."""
+    names = {**HOP_LABELS, **(labels or {})}
+    hops: list[dict[str, Any]] = []
+    for hop in HOPS:
+        count = counts[hop]
+        curve = timeline.curve("agent_forwarded" if hop == "broker" and not receiver_all else hop)
+        done = timeseries_done if hop == "timeseries" else next(
+            (t for t, v in curve if count is not None and v >= count), None)
+        counted = count if hop != "agent_decoded" else None
+        hops.append({"hop": hop, "label": names[hop] if hop != "broker" or receiver_all
+                     else "broker (accepted, 2xx)", "count": count,
+                     "lost": None if counted is None else max(0, sent - counted),
+                     "extra": None if counted is None else max(0, counted - sent),
+                     "complete_after_s": None if done is None else round(done - started, 2),
+                     "rate_per_s": None if done is None or count is None
+                     else round(count / max(done - started, 1e-9), 1)})
+    measured = [c for hop, c in counts.items() if c is not None and hop != "agent_decoded"]
+    completions = [float(h["complete_after_s"]) for h in hops if h["complete_after_s"] is not None]
+    span = max(max(completions) if len(completions) == len(hops) else drained_at - started, 1e-9)
+    return hops, max(0, sent - min(measured)), round(min(measured) / span, 1)
 
 
 def measured_sections(broker_latency: list[float], broker_method: str, poller: ProbePoller, probes: str,

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flexmeter.evaluation.e2e import HOP_LABELS, HOPS, E2EOptions, Progress, _Counters, _int, measured_sections
+from flexmeter.evaluation.e2e import E2EOptions, Progress, _Counters, _int, hop_table, measured_sections
 from flexmeter.evaluation.errors import EvaluationError
 from flexmeter.evaluation.hops import BrokerReceiver
 from flexmeter.evaluation.latency import ProbePoller, Timeline, curve_latencies
@@ -127,32 +127,17 @@ def _run(options: E2EOptions, workload: PilotsWorkload, endpoints: Endpoints, re
         "broker": receiver.count() if options.receiver == "all" else _int(delta.get("agent_forwarded")),
         "timeseries": rows, "service": _int(delta.get("service")),
     }
-    hops: list[dict[str, Any]] = []
-    for hop in HOPS:
-        count = counts[hop]
-        curve = timeline.curve("agent_forwarded" if hop == "broker" and options.receiver != "all" else hop)
-        done = rows_complete_at if hop == "timeseries" else next(
-            (t for t, v in curve if count is not None and v >= count), None)
-        label = {"agent_decoded": "agent: decoded (all families)",
-                 "timeseries": "time series (rows, all reading types)"}.get(hop, HOP_LABELS[hop])
-        hops.append({"hop": hop, "label": label if hop != "broker" or options.receiver == "all"
-                     else "broker (accepted, 2xx)", "count": count,
-                     "lost": None if count is None or hop == "agent_decoded" else max(0, sent - count),
-                     "extra": None if count is None or hop == "agent_decoded" else max(0, count - sent),
-                     "complete_after_s": None if done is None else round(done - run.started, 2),
-                     "rate_per_s": None if done is None or count is None
-                     else round(count / max(done - run.started, 1e-9), 1)})
-    measured = [c for hop, c in counts.items() if c is not None and hop != "agent_decoded"]
-    lost = max(0, sent - min(measured))
+    hops, lost, readings_per_s = hop_table(
+        counts, timeline, sent, run.started, drained_at, receiver_all=options.receiver == "all",
+        timeseries_done=rows_complete_at, labels={"agent_decoded": "agent: decoded (all families)",
+                                                  "timeseries": "time series (rows, all reading types)"})
     broker_latency = [arrival - emitted / 1000 for (_, emitted), arrival in dict(receiver.seen).items()]
     service_latency = curve_latencies(run.times_ms, timeline.curve("service"))
     cores = os.cpu_count() or 1
-    completions = [float(h["complete_after_s"]) for h in hops if h["complete_after_s"] is not None]
-    span = max(max(completions) if len(completions) == len(hops) else drained_at - run.started, 1e-9)
     families = {family: n for transport in run.summary["transports"].values()
                 for family, n in transport["readings_delivered"].items()}
     return {
-        "readings_per_s": round(min(measured) / span, 1),
+        "readings_per_s": readings_per_s,
         "publish_rate_per_s": round(sent / max(run.ended - run.started, 1e-9), 1),
         "sent": sent, "lost": lost, "loss_ok": lost == 0, "hops": hops,
         "broker_meters_stale": None, "timeseries_rows": rows, "broker_entities": None,
