@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,8 @@ from flexmeter.iot_agents.core.mqttlink import MqttConnectRefused, MqttEndpoint,
 from flexmeter.iot_agents.core.pipeline import Inbound
 from flexmeter.iot_agents.core.rawmqtt import RawPublisher
 from tests.iot_agents.core.conftest import AgentFactory, must_get_entity, provision, wait_for
-from tests.iot_agents.core.secure_mosquitto import PASSWORD, USER, SecureMosquitto, start_secure_mosquitto
+from tests.iot_agents.core.secure_mosquitto import PASSWORD, USER, SecureMosquitto
 from tests.support.processes import FlexmeterProcess
-
-
-@pytest.fixture(scope="module")
-def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureMosquitto]:
-    broker = start_secure_mosquitto(tmp_path_factory.mktemp("mosquitto"))
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 class Received:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,16 +24,7 @@ from flexmeter.iot_agents.mbus.gateway.buffer import UplinkBuffer
 from flexmeter.iot_agents.mbus.gateway.publisher import MqttUplink
 from flexmeter.simulator.mbus_slave import MbusSlaveSimulator, SimMeter
 from tests.iot_agents.core.conftest import wait_for
-from tests.iot_agents.core.secure_mosquitto import PASSWORD, USER, SecureMosquitto, start_secure_mosquitto
-
-
-@pytest.fixture(scope="module")
-def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureMosquitto]:
-    broker = start_secure_mosquitto(tmp_path_factory.mktemp("gw-mosquitto"))
-    try:
-        yield broker
-    finally:
-        broker.stop()
+from tests.iot_agents.core.secure_mosquitto import PASSWORD, USER, SecureMosquitto
 
 
 class Subscriber:
