@@ -140,7 +140,8 @@ class Forwarder:
                         self._sleep(wait)
                         rows = self.outbox.peek(self.max_entities)
                 first = False
-                keys = [entity_key(r) for r in rows]
+                # with one batch in flight nothing can overtake: the entity keys are not needed
+                keys = [entity_key(r) for r in rows] if self.max_in_flight > 1 else []
                 busy = set().union(*(f.keys for f in flights))
                 if busy:
                     cut = next((i for i, key in enumerate(keys) if key in busy), len(rows))
