@@ -45,6 +45,7 @@ from flexmeter.iot_agents.core.family import CommandReply, Family
 from flexmeter.iot_agents.core.mapping import DeviceView, EntityUpdate
 from flexmeter.iot_agents.core.metrics import AgentMetrics
 from flexmeter.iot_agents.core.outbox import NewRow, Outbox
+from flexmeter.iot_agents.core.pipeline import entity_json
 from flexmeter.iot_agents.core.registry import Registry
 from flexmeter.iot_agents.core.timeutil import iso
 from flexmeter.ngsi import FiwareHeaders, NgsiClient
@@ -126,6 +127,12 @@ class _Push:
 
 
 FORBIDDEN = str.maketrans({c: " " for c in "<>\"'=;()"})
+
+
+def _status(command: str, status: str, info: Any, when: datetime) -> Json:
+    """The ``<cmd>_status`` and ``<cmd>_info`` attributes of a command at ``when``."""
+    return {f"{command}_status": {"type": "commandStatus", **_stamp(status, when)},
+            f"{command}_info": {"type": "commandResult", **_stamp(info, when)}}
 
 
 def _stamp(value: Any, when: datetime) -> Json:
@@ -268,8 +275,7 @@ class CommandFlow:
         init: Json = {}
         for name in commands:
             init[name] = {"type": "command", "value": ""}
-            init[f"{name}_status"] = {"type": "commandStatus", **_stamp("UNKNOWN", now)}
-            init[f"{name}_info"] = {"type": "commandResult", **_stamp(" ", now)}
+            init.update(_status(name, "UNKNOWN", " ", now))
         self._persist([EntityUpdate(service, service_path, entity_id, entity_type, init)], family.name)
         target: Json = {"url": f"{self.north_url}/notify"}
         if self.notify_token:  # /notify requires the north token: the broker sends it (Orion's httpCustom)
@@ -344,9 +350,8 @@ class CommandFlow:
             outgoing = family.encode_command(apikey, view.device_id, command, value)
         except (ValueError, TypeError) as exc:
             stamp = datetime.now(UTC)
-            self._persist([EntityUpdate(view.service, view.service_path, entity_id, entity_type, {
-                f"{command}_status": {"type": "commandStatus", **_stamp("ERROR", stamp)},
-                f"{command}_info": {"type": "commandResult", **_stamp(str(exc), stamp)}})], family.name)
+            self._persist([EntityUpdate(view.service, view.service_path, entity_id, entity_type,
+                                        _status(command, "ERROR", str(exc), stamp))], family.name)
             self.metrics.commands.inc(status="ERROR", family=family.name)
             return
         polling = is_polling(view)
@@ -406,8 +411,7 @@ class CommandFlow:
             decoded = json.loads(value)
             if not (isinstance(decoded, str) and not decoded.strip()):  # iotagent-json skips blank values
                 commands[command] = decoded
-            attrs[f"{command}_status"] = {"type": "commandStatus", **_stamp("DELIVERED", stamp)}
-            attrs[f"{command}_info"] = {"type": "commandResult", **_stamp(" ", stamp)}
+            attrs.update(_status(command, "DELIVERED", " ", stamp))
         view = DeviceView(device, self.registry.group_for_device(service, path, device))
         family = self._family(view)
         self._persist([EntityUpdate(service, path, rows[0][2], rows[0][3], attrs)], family.name)
@@ -425,8 +429,7 @@ class CommandFlow:
         info = reply.info if reply.info is not None else ""
         return [EntityUpdate(view.service, view.service_path, view.entity_id(family, None),
                              view.entity_type(family, None),
-                             {f"{reply.command}_status": {"type": "commandStatus", **_stamp(reply.status, received_at)},
-                              f"{reply.command}_info": {"type": "commandResult", **_stamp(info, received_at)}})]
+                             _status(reply.command, reply.status, info, received_at))]
 
     # -- HTTP push -------------------------------------------------------------------------------------------
     def _push(self, push: _Push) -> None:
@@ -499,8 +502,7 @@ class CommandFlow:
         attrs: Json = {}
         for name, value in ((push.command, info), *results.items()):
             name_status = status if name == push.command else "OK"
-            attrs[f"{name}_status"] = {"type": "commandStatus", **_stamp(name_status, stamp)}
-            attrs[f"{name}_info"] = {"type": "commandResult", **_stamp(value, stamp)}
+            attrs.update(_status(name, name_status, value, stamp))
         self._persist([EntityUpdate(push.service, push.service_path, push.entity_id, push.entity_type, attrs)],
                       push.family)
         self.metrics.commands.inc(status=status, family=push.family)
@@ -523,14 +525,11 @@ class CommandFlow:
             why = (f"not fetched by the device within {self.timeout:g} s" if state == "queued"
                    else "the HTTP push did not end: the agent stopped while sending it" if state == "pushing"
                    else f"no reply from the device within {self.timeout:g} s")
-            updates.append(EntityUpdate(service, path, entity_id, entity_type, {
-                f"{command}_status": {"type": "commandStatus", **_stamp("ERROR", stamp)},
-                f"{command}_info": {"type": "commandResult", **_stamp(why, stamp)}}))
+            updates.append(EntityUpdate(service, path, entity_id, entity_type, _status(command, "ERROR", why, stamp)))
             self.metrics.commands.inc(status="TIMEOUT", family="")
         self._persist(updates, "commands")
 
     def _persist(self, updates: list[EntityUpdate], family: str) -> None:
         now = time.time()
-        self.outbox.put([NewRow(u.service, u.service_path, json.dumps(u.entity(), separators=(",", ":")), family,
-                                now) for u in updates])
+        self.outbox.put([NewRow(u.service, u.service_path, entity_json(u.entity()), family, now) for u in updates])
         self.wake()
