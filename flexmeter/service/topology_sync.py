@@ -11,6 +11,7 @@ and Feeder entities from the broker (``GET /v2/entities``, the attributes of
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -19,12 +20,18 @@ from typing import Any
 
 from flexmeter.ngsi import FiwareHeaders, NgsiClient
 from flexmeter.ngsi.errors import NgsiClientError
+from flexmeter.provisioning.subscriptions import orion_config_dir
+from flexmeter.service.readings import TOPOLOGY_TYPES
 from flexmeter.service.store import split_tenant
 
 log = logging.getLogger(__name__)
 
-TOPOLOGY_TYPES = "Device,Building,Substation,Feeder"
-TOPOLOGY_ATTRS = "refSubstation,refFeeder,refBuilding,refDevice,refTargetDevice,customersCount,contractedHeatPower,name"
+
+
+def topology_attrs() -> str:
+    """The attributes the topology subscription notifies (one list: orion_config's), for ``attrs=``."""
+    path = orion_config_dir() / "subscriptions" / "service-topology.json"
+    return ",".join(json.loads(path.read_text(encoding="utf-8"))["notification"]["attrs"])
 
 
 class TopologySync:
@@ -32,6 +39,7 @@ class TopologySync:
 
     def __init__(self, ngsi_url: str | None, token: str | None = None, min_interval_s: float = 10.0) -> None:
         self.client = NgsiClient(ngsi_url, timeout=15) if ngsi_url else None
+        self.attrs = topology_attrs() if ngsi_url else ""
         self.token = token
         self.min_interval_s = min_interval_s
         self._wanted: set[str] = set()
@@ -63,7 +71,8 @@ class TopologySync:
             service, scope = split_tenant(tk)
             headers = FiwareHeaders(service or None, "/#" if scope == "/" else f"{scope}/#", self.token)
             try:
-                entities = list(self.client.iter_entities(headers=headers, type=TOPOLOGY_TYPES, attrs=TOPOLOGY_ATTRS))
+                entities = list(self.client.iter_entities(headers=headers, type=",".join(TOPOLOGY_TYPES),
+                                                          attrs=self.attrs))
             except NgsiClientError as exc:
                 log.warning("cannot read the topology of %s from the broker: %s", tk, exc)
                 continue
