@@ -245,11 +245,7 @@ def _run(options: E2EOptions, devices: int, endpoints: Endpoints, receiver: Brok
             break
         time.sleep(0.2)
     drained_at = time.time()
-    time.sleep(0.3)
-    timeline.sample()
-    timeline.stop()
-    poller.stop()
-    sampler.stop()
+    stop_measuring(timeline, poller, sampler)
     progress("counting", 0.95)
     delta = counters.delta()
     stale, in_broker_entities = _broker_stale(endpoints.ngsi_url, tenant, fleet, sent)
@@ -311,6 +307,15 @@ def _run(options: E2EOptions, devices: int, endpoints: Endpoints, receiver: Brok
 
 def _int(value: float | None) -> int | None:
     return None if value is None else int(value)
+
+
+def stop_measuring(timeline: Timeline, poller: ProbePoller, sampler: ResourceSampler) -> None:
+    """After the last hop settled: a last timeline sample, then the samplers stop."""
+    time.sleep(0.3)
+    timeline.sample()
+    timeline.stop()
+    poller.stop()
+    sampler.stop()
 
 
 def hop_table(counts: dict[str, int | None], timeline: Timeline, sent: int, started: float, drained_at: float, *,

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flexmeter.evaluation.e2e import E2EOptions, Progress, _Counters, _int, hop_table, measured_sections
+from flexmeter.evaluation.e2e import E2EOptions, Progress, _Counters, _int, hop_table, measured_sections, stop_measuring
 from flexmeter.evaluation.errors import EvaluationError
 from flexmeter.evaluation.hops import BrokerReceiver
 from flexmeter.evaluation.latency import ProbePoller, Timeline, curve_latencies
@@ -113,11 +113,7 @@ def _run(options: E2EOptions, workload: PilotsWorkload, endpoints: Endpoints, re
             break
         time.sleep(0.2)
     drained_at = time.time()
-    time.sleep(0.3)
-    timeline.sample()
-    timeline.stop()
-    poller.stop()
-    sampler.stop()
+    stop_measuring(timeline, poller, sampler)
     progress("counting", 0.95)
     delta = counters.delta()
     sent = run.count
