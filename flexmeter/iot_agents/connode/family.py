@@ -8,6 +8,7 @@ The payload format is docs/connode-payload.schema.json; where the decoder looks 
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from flexmeter.iot_agents.connode.mappings import DEFAULT_PROFILE, ENTITY_TYPES, TABLES
@@ -73,8 +74,12 @@ def decode_gateway(payload: Any, profile: Json) -> list[Decoded]:
         return [_decode_message(index, message, profile)]
 
     # a gateway batches many meters: a bad message is dead-lettered alone, the others go on
-    return decode_each(messages, one, lambda _index, message: json.dumps(message, separators=(",", ":"),
-                                                                         default=str), label="message")
+    return decode_each(messages, one, lambda _index, message: _message_json(message), label="message")
+
+
+def _message_json(message: Any) -> str:
+    """One message of the gateway document, as its dead letter keeps it."""
+    return json.dumps(message, separators=(",", ":"), default=str)
 
 
 def _decode_message(index: int, message: Any, profile: Json) -> Decoded:
@@ -105,7 +110,7 @@ def _decode_message(index: int, message: Any, profile: Json) -> Decoded:
     if kind == "lastGasp" and "lastGasp.reason" not in prefixed:
         prefixed["lastGasp.reason"] = "power outage"
     return Reading(device_id, prefixed, observed_at=_path(message, str(profile["time"])),
-                   model=str(model).upper() if model else None, raw=json.dumps(message, separators=(",", ":")))
+                   model=str(model).upper() if model else None, raw=partial(_message_json, message))
 
 
 def _reply(device_id: str, values: Json, where: str) -> CommandReply:

@@ -49,7 +49,9 @@ class Reading:
     ``timezone`` applies), an ISO 8601 string, epoch seconds, or None (the time of reception).
     ``units`` optionally gives a UN/CEFACT code per object_id (used when the mapping has no unitCode).
     ``model`` selects the family's default mapping table (e.g. ``E350``). ``apikey`` overrides the one of
-    the route (gateways carrying several groups). ``raw`` is kept for the dead-letter store.
+    the route (gateways carrying several groups). ``raw`` is the reading's own bytes or text, or a callable
+    making them (serialized only if needed): when its device is unknown or cannot be mapped, it is what goes to
+    the dead letters while the other readings of the message go on.
     """
 
     device_id: str
@@ -58,7 +60,13 @@ class Reading:
     units: Mapping[str, str] = field(default_factory=dict)
     model: str | None = None
     apikey: str | None = None
-    raw: str | None = None
+    raw: bytes | str | Callable[[], bytes | str] | None = None
+
+
+def reading_raw(entry: Reading | CommandReply) -> bytes | str | None:
+    """The item's own bytes or text for its dead letter (None: the whole message's are kept)."""
+    raw = entry.raw if isinstance(entry, Reading) else None
+    return raw() if callable(raw) else raw
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,16 @@ from flexmeter.iot_agents.core.errors import (
     DuplicateDeviceId,
     IotAgentError,
 )
-from flexmeter.iot_agents.core.family import CommandReply, Decoded, Family, Message, Reading, Rejected, Route
+from flexmeter.iot_agents.core.family import (
+    CommandReply,
+    Decoded,
+    Family,
+    Message,
+    Reading,
+    Rejected,
+    Route,
+    reading_raw,
+)
 from flexmeter.iot_agents.core.mapping import DeviceView, EntityUpdate, Mapper
 from flexmeter.iot_agents.core.metrics import AgentMetrics
 from flexmeter.iot_agents.core.outbox import InboxRow, NewDeadLetter, NewRow, Outbox
@@ -393,17 +402,32 @@ class Pipeline:
         updates: list[EntityUpdate] = []
         first_view: DeviceView | None = None
         resolve, route_apikey = self.resolver.resolve, message.apikey
+        unmapped: list[IotAgentError] = []
         for entry in (decoded if len(decoded) < 2 else self._oldest_first(decoded, received_at)):
             assert not isinstance(entry, Rejected)
-            if isinstance(entry, Reading):
-                view = resolve(entry.apikey or route_apikey, entry.device_id, family, entry.model)
-                updates.extend(self.mapper.map(entry, view, family, received_at))
-            else:
-                view = resolve(entry.apikey or route_apikey, entry.device_id, family, None)
-                if self.reply_handler is not None:
-                    updates.extend(self.reply_handler(view, entry, received_at))
+            try:
+                if isinstance(entry, Reading):
+                    view = resolve(entry.apikey or route_apikey, entry.device_id, family, entry.model)
+                    updates.extend(self.mapper.map(entry, view, family, received_at))
+                else:
+                    view = resolve(entry.apikey or route_apikey, entry.device_id, family, None)
+                    if self.reply_handler is not None:
+                        updates.extend(self.reply_handler(view, entry, received_at))
+            except IotAgentError as exc:
+                if len(decoded) < 2:
+                    raise  # a one-item message is rejected whole, with its own error (HTTP status)
+                # one unknown or unmappable meter of a gateway's batch: dead-lettered alone, the others go on
+                unmapped.append(exc)
+                rejected.append(Rejected(exc.message, reading_raw(entry), exc.name, exc.status,
+                                         device_id=entry.device_id))
+                continue
             if first_view is None:
                 first_view = view
+        if unmapped and len(unmapped) == len(decoded):
+            if len(unmapped) == 1:
+                raise unmapped[0]
+            raise AllItemsRejected(unmapped[0].name, unmapped[0].status,
+                                   f"{unmapped[0].message} (and {len(unmapped) - 1} more item(s) rejected)")
         name, received = family.name, item.received_at
         rows = [NewRow(u.service, u.service_path, entity_json(u.entity()), name, received) for u in updates]
         if not rejected:

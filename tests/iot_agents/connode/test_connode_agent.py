@@ -94,3 +94,29 @@ def test_gateway_document_to_entities_and_breaker_command(
         assert meter is not None and "connect, disconnect, status" in meter["breaker_info"]["value"]
     finally:
         gateway.close()
+
+
+def test_an_unknown_meter_of_a_gateway_document_is_dead_lettered_alone(
+        agent_factory: AgentFactory, module_broker: FlexmeterProcess, mqtt_url: str, tenant: dict[str, str]) -> None:
+    """autoprovision false: the gateway's other meters go on; the unknown one's own message is the dead letter."""
+    ngsi = module_broker.url
+    agent = agent_factory(ngsi, "connode", mqtt_url=mqtt_url)
+    key = f"k{uuid.uuid4().hex[:8]}"
+    provision(agent.url, tenant, [{"apikey": key, "resource": "/connode", "autoprovision": False}],
+              [{"device_id": "E350-00012345", "protocol": "connode", "entity_type": "ACMeasurement"},
+               {"device_id": "DH-0042", "protocol": "connode", "entity_type": "SmartMeteringObservation"}])
+    readings = [m for m in EXAMPLE["messages"] if m["device"] in ("E350-00012345", "ECH-SUB-1", "DH-0042")
+                and m.get("type", "reading") == "reading"]
+    publish_all(mqtt_url, [(f"connode/{key}/gw1/up", json.dumps({**EXAMPLE, "messages": readings}))])
+    meter = wait_for(lambda: get_entity(ngsi, tenant, "ACMeasurement:E350-00012345"))
+    assert meter["totalActiveEnergyImport"]["value"] == 12345.678
+    heat = wait_for(lambda: get_entity(ngsi, tenant, "SmartMeteringObservation:DH-0042"))
+    assert heat["meterType"]["value"] == "Heat"
+
+    letters = wait_for(lambda: (r := requests.get(f"{agent.url}/iot/deadletters", headers=tenant, timeout=5).json())
+                       and r["count"] and r)
+    assert letters["count"] == 1
+    letter = letters["deadLetters"][0]
+    assert letter["error"] == "DEVICE_NOT_FOUND" and "ECH-SUB-1" in letter["reason"]
+    assert json.loads(letter["raw"]) == next(m for m in readings if m["device"] == "ECH-SUB-1")
+    assert get_entity(ngsi, tenant, "ThreePhaseAcMeasurement:ECH-SUB-1") is None
