@@ -67,8 +67,9 @@ class Settings(BaseSettings):
                                       "unset = none, 0 = a free port.")
     dlms_udp_host: str = Field("127.0.0.1", description="Address the DLMS/UDP listener binds to.")
     dlms_udp_apikey: str = Field("dlms", description="Service group of meters pushing over DLMS/UDP.")
-    dlms_state_dir: Path | None = Field(None, description="Where the DLMS agent keeps its invocation counters "
-                                        "(default: the agent's data dir).")
+    dlms_state_dir: Path | None = Field(None, description="Where an earlier DLMS agent kept its invocation "
+                                        "counters (dlms-counters.db, migrated into outbox.db at start; default: "
+                                        "the agent's data dir).")
     midori_queue: str = Field("midori", description="AMQP queue the Midori agent consumes.")
     midori_apikey: str = Field("midori", description="Service group of Midori messages whose routing key "
                                "names none.")

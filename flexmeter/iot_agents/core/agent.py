@@ -127,6 +127,7 @@ class Agent:
         self.hooks.notification = self.commands.handle_notification
         self.hooks.status = self._status
         self.south: BackgroundServer | None = None
+        self._pipeline_started = False
         self.contexts: list[AgentContext] = []
         """The families started (``Family.start``), in start order, with the context each was given."""
         self.metrics.registry.on_collect(self._collect)
@@ -164,11 +165,14 @@ class Agent:
                                 families=[f.name for f in self.families])
 
     def start(self) -> None:
-        self.pipeline.start()
         self.forwarder.start()
         self.forwarder.wake()  # whatever a previous run left in the outbox
         self.commands.start()
+        # Families first: state a family keeps (the DLMS invocation counters) must be loaded before the
+        # pipeline decodes what the previous run left in the inbox; what they submit meanwhile is queued.
         self._start_families()
+        self.pipeline.start()
+        self._pipeline_started = True
         south_app = create_south_app(self.routes, self.pipeline.submit, poll=self.commands.poll)
         self.south = BackgroundServer(south_app, host=self.config.host, port=self.config.south_port, threads=8)
         self.south.start()
@@ -193,8 +197,9 @@ class Agent:
             print(f"coap on {self.coap.url}", flush=True)
 
     def _start_families(self) -> None:
-        """Each family's lifecycle hook, once the pipeline runs (a family that cannot start, e.g. a UDP
-        port in use, stops the agent from starting: a configuration error must not go unnoticed)."""
+        """Each family's lifecycle hook, before the pipeline takes its first message (a family that cannot
+        start, e.g. a UDP port in use, stops the agent from starting: a configuration error must not go
+        unnoticed)."""
         for family in self.families:
             context = AgentContext(family, self.pipeline, self.registry, self.outbox, self.metrics,
                                    data_dir=self.config.data_dir)
@@ -229,7 +234,8 @@ class Agent:
             self.south.stop()
         if self.coap is not None:
             self.coap.stop()
-        self.pipeline.stop()
+        if self._pipeline_started:
+            self.pipeline.stop()
         self.commands.stop()
         self.forwarder.stop()
         self.outbox.close()

@@ -16,7 +16,7 @@ from typing import Any
 
 from flexmeter.iot_agents.core.family import Decoded, Family, FamilyContext, Json, Message, Route, Task
 from flexmeter.iot_agents.core.metrics import AgentMetrics
-from flexmeter.iot_agents.core.outbox import NewDeadLetter, Outbox
+from flexmeter.iot_agents.core.outbox import NewDeadLetter, Outbox, OutboxParticipant
 from flexmeter.iot_agents.core.pipeline import Inbound, Pipeline
 from flexmeter.iot_agents.core.registry import Registry
 from flexmeter.metrics import Registry as MetricsRegistry
@@ -84,6 +84,12 @@ class AgentContext(FamilyContext):
             if str(device.get("device_id")) == device_id:
                 return copy.deepcopy(device)
         return None
+
+    def tenant(self, apikey: str) -> tuple[str, str] | None:
+        return self._pipeline.resolver.tenant(apikey)
+
+    def join_outbox(self, participant: OutboxParticipant) -> None:
+        self._outbox.join(participant)
 
     def every(self, seconds: float, task: Task, name: str | None = None) -> None:
         label = name or f"{self.family.name}-every-{len(self._threads)}"

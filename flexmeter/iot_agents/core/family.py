@@ -28,11 +28,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from flexmeter.iot_agents.core.errors import DecodeError, IotAgentError
 from flexmeter.metrics import Metric
 from flexmeter.metrics import Registry as MetricsRegistry
+
+if TYPE_CHECKING:
+    from flexmeter.iot_agents.core.outbox import OutboxParticipant
 
 Json = dict[str, Any]
 Transport = Literal["mqtt", "amqp", "http", "coap", "udp", "internal"]
@@ -247,6 +250,17 @@ class FamilyContext(ABC):
     @abstractmethod
     def device(self, device_id: str, apikey: str | None = None) -> Json | None:
         """One provisioned device (by its group's apikey when given), a copy, or None."""
+
+    @abstractmethod
+    def tenant(self, apikey: str) -> tuple[str, str] | None:
+        """(service, subservice) of the service group with this apikey; None when no group has it."""
+
+    @abstractmethod
+    def join_outbox(self, participant: OutboxParticipant) -> None:
+        """Write ``participant``'s state in the same SQLite transaction as the readings (and dead letters)
+        the pipeline commits, in the thread that decoded them: state that must be exactly as durable as the
+        readings it guards (the DLMS invocation counters). Call it from ``start``: the pipeline takes its
+        first message after every family's ``start``."""
 
     @abstractmethod
     def every(self, seconds: float, task: Task, name: str | None = None) -> None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 try:  # a C JSON codec for the per-message inbox parameters; the stdlib when it is not installed
     import orjson
@@ -101,6 +101,25 @@ class NewDeadLetter:
         return NewDeadLetter(self.family, self.error, self.reason, self.raw, self.context, *tenant)
 
 
+class OutboxParticipant(Protocol):
+    """State that must be exactly as durable as the readings it was derived from (the DLMS invocation
+    counters): written in the same SQLite transaction as the outbox rows and dead letters of the thread
+    that commits them, so a crash keeps both or neither. The pipeline thread that decodes a message is the
+    one that commits it, so a participant keeps what it owes per thread."""
+
+    def attach(self, db: sqlite3.Connection) -> None:
+        """Once, from :meth:`Outbox.join`: create its tables in the outbox file and load its state."""
+
+    def write(self, db: sqlite3.Connection) -> None:
+        """Inside every write transaction of the calling thread, before its COMMIT."""
+
+    def committed(self) -> None:
+        """After that COMMIT, in the same thread."""
+
+    def rolled_back(self) -> None:
+        """After a ROLLBACK of that transaction (the caller retries or re-decodes), in the same thread."""
+
+
 class Outbox:
     """One SQLite file; a connection per thread (the pipeline writes, the forwarder reads and deletes)."""
 
@@ -112,6 +131,7 @@ class Outbox:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._participants: tuple[OutboxParticipant, ...] = ()
         db = self._conn()
         db.executescript(
             """
@@ -153,18 +173,38 @@ class Outbox:
             self._all.clear()
         self._local = threading.local()
 
+    def join(self, participant: OutboxParticipant) -> None:
+        """Write ``participant``'s state in every ``put``/``move_processed`` transaction from now on."""
+        participant.attach(self._conn())
+        with self._lock:
+            self._participants = (*self._participants, participant)
+
     def put(self, rows: Sequence[NewRow], dead: Sequence[NewDeadLetter] = ()) -> None:
         """One transaction for a whole pipeline batch: committed before any of its messages is acked."""
-        if not rows and not dead:
+        if not rows and not dead and not self._participants:
             return
+        self._write(rows, dead, ())
+
+    def _write(self, rows: Sequence[NewRow], dead: Sequence[NewDeadLetter], inbox_ids: Sequence[int]) -> None:
+        """Rows, dead letters, processed inbox messages and the participants' state: one transaction."""
+        participants = self._participants
         db = self._conn()
         db.execute("BEGIN IMMEDIATE")
         try:
             self._insert(db, rows, dead)
+            if inbox_ids:
+                db.execute("DELETE FROM inbox WHERE id BETWEEN ? AND ?", (min(inbox_ids), max(inbox_ids)))
+            for participant in participants:
+                participant.write(db)
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            for participant in participants:
+                participant.rolled_back()
             raise
-        db.execute("COMMIT")
+        for participant in participants:
+            participant.committed()
 
     @staticmethod
     def _insert(db: sqlite3.Connection, rows: Sequence[NewRow], dead: Sequence[NewDeadLetter]) -> None:
@@ -207,16 +247,7 @@ class Outbox:
     def move_processed(self, inbox_ids: Sequence[int], rows: Sequence[NewRow],
                        dead: Sequence[NewDeadLetter]) -> None:
         """Inbox messages -> their outbox updates and dead letters, atomically."""
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            self._insert(db, rows, dead)
-            if inbox_ids:
-                db.execute("DELETE FROM inbox WHERE id BETWEEN ? AND ?", (min(inbox_ids), max(inbox_ids)))
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        self._write(rows, dead, inbox_ids)
 
     def peek(self, limit: int, after: int = 0) -> list[OutboxRow]:
         """The oldest ``limit`` rows with an id above ``after`` (rows already in flight are not read again)."""

@@ -1,11 +1,26 @@
-"""Replay protection that survives a restart: the highest accepted invocation counter per system title,
-per service group (apikey, hence per tenant), kept in SQLite next to the agent's registry.
+"""Replay protection that survives a restart and a crash: the highest accepted invocation counter per
+(tenant, system title), kept in the agent's ``outbox.db`` and written **in the same SQLite transaction as
+the readings it guarded**.
 
-:class:`PersistentReplayGuard` is a :class:`.security.ReplayGuard` whose counters start from the store and
-whose accepted counters are written back with :meth:`PersistentReplayGuard.flush` — the DLMS family
-flushes once per uplink message, after decoding it and before the core stores its readings, so a push
-accepted before a restart (or a crash) is rejected as a replay after it. The write only ever raises a
-counter (``max``), so concurrent flushes and an old guard cannot lower one.
+Why the same transaction (and not a flush before or after the outbox commit): a counter written before
+the readings are durable turns a crash between the two writes into a loss — the meter (or the MQTT
+broker, or the concentrator that got no HTTP 2xx) sends the push again, the guard calls it a replay
+(409 ``REPLAYED_FRAME``) and the reading only survives as dead-letter bytes. A counter written after the
+commit reopens the opposite window (a replay accepted once after such a crash). Written by the outbox's
+own transaction (:class:`flexmeter.iot_agents.core.outbox.OutboxParticipant`), both are durable or neither
+is: the push redelivered after a crash is accepted again exactly when its reading was not stored.
+
+Until that commit a counter is *pending*, per thread (the pipeline thread that decoded a message is the
+one that commits it): it already rejects a second copy of the push (in the same batch, or from another
+transport), and becomes durable with the commit. A transaction that rolls back (storage failure) drops
+its pending counters from the check, so the retried batch is not mistaken for a replay, but still writes
+them with the thread's next commit (the HTTP path retries the same rows).
+
+Why by tenant and system title: the system title names the meter's security context (its keys and
+counters), not the service group that happens to carry it. Keyed by apikey, a meter moved to another group
+would start again from 0 and accept every old push. Within the tenant (``Fiware-Service``), because tenants
+never share state: one utility's meters cannot block another's. Counters of an ``dlms-counters.db`` of an
+earlier version (keyed by apikey) are migrated at start (:func:`read_legacy`).
 """
 
 from __future__ import annotations
@@ -13,94 +28,182 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from .errors import ReplayError
 from .security import ReplayGuard
 
 log = logging.getLogger(__name__)
 
-FILE_NAME = "dlms-counters.db"
+TABLE = "dlms_invocation_counters"
+LEGACY_FILE = "dlms-counters.db"
+"""The counters file of earlier versions (keyed by apikey), migrated into the outbox at start."""
+
+Key = tuple[str, bytes]
+"""(tenant, system title)"""
 
 
-class CounterStore:
-    """``(apikey, system title) → highest accepted invocation counter`` in one SQLite file (thread-safe)."""
+class InvocationCounters:
+    """Every tenant's counters; an outbox participant once :meth:`attach` ed (memory only before).
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+    Thread-safe; ``write``/``committed``/``rolled_back`` are called by the outbox in the committing thread.
+    """
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS invocation_counters (apikey TEXT NOT NULL, system_title BLOB NOT NULL, "
-            "counter INTEGER NOT NULL, PRIMARY KEY (apikey, system_title))")
+        self._durable: dict[Key, int] = {}
+        self._pending: dict[int, dict[Key, int]] = {}
+        """Per thread: accepted, not yet committed (checked, and written with the thread's commit)."""
+        self._unconfirmed: dict[int, dict[Key, int]] = {}
+        """Per thread: pending ones whose transaction rolled back (written with the next commit, not checked)."""
+        self._unsaved: dict[Key, int] = {}
+        """Known before the outbox was attached (migrated, or accepted in memory): written by :meth:`attach`."""
+        self.attached = False
 
-    def load(self, apikey: str) -> dict[bytes, int]:
+    # -- the guard's side ------------------------------------------------------------------------------------
+    def guard(self, tenant: str) -> TenantReplayGuard:
+        return TenantReplayGuard(self, tenant)
+
+    def last(self, key: Key) -> int | None:
         with self._lock:
-            rows = self._db.execute("SELECT system_title, counter FROM invocation_counters WHERE apikey = ?",
-                                    (apikey,)).fetchall()
-        return {bytes(title): int(counter) for title, counter in rows}
+            found = self._durable.get(key)
+            for pending in self._pending.values():
+                counter = pending.get(key)
+                if counter is not None and (found is None or counter > found):
+                    found = counter
+            return found
 
-    def save(self, apikey: str, counters: dict[bytes, int]) -> None:
-        """Raise the stored counters to these (never lowers one), in one transaction."""
-        if not counters:
-            return
-        with self._lock, self._db:
-            self._db.executemany(
-                "INSERT INTO invocation_counters (apikey, system_title, counter) VALUES (?, ?, ?) "
-                "ON CONFLICT (apikey, system_title) DO UPDATE SET counter = max(counter, excluded.counter)",
-                [(apikey, title, counter) for title, counter in counters.items()])
-
-    def close(self) -> None:
+    def accept(self, key: Key, counter: int) -> None:
         with self._lock:
-            self._db.close()
+            if not self.attached:  # no outbox: memory only (saved when one is attached)
+                if counter > self._durable.get(key, -1):
+                    self._durable[key] = self._unsaved[key] = counter
+                return
+            pending = self._pending.setdefault(threading.get_ident(), {})
+            if counter > pending.get(key, -1):
+                pending[key] = counter
+
+    def merge(self, counters: Iterable[tuple[Key, int]]) -> None:
+        """Counters known from elsewhere (a migrated file): raised to them, written by :meth:`attach`."""
+        with self._lock:
+            for key, counter in counters:
+                if counter > self._durable.get(key, -1):
+                    self._durable[key] = counter
+                if counter > self._unsaved.get(key, -1):
+                    self._unsaved[key] = counter
+
+    def durable(self, key: Key) -> int | None:
+        """The committed counter (what a restart would start from)."""
+        with self._lock:
+            return self._durable.get(key)
+
+    # -- the outbox's side (OutboxParticipant) --------------------------------------------------------------
+    def attach(self, db: sqlite3.Connection) -> None:
+        """Create the table, start from the stored counters and store those known before (one transaction)."""
+        db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (tenant TEXT NOT NULL, system_title BLOB NOT NULL, "
+                   "counter INTEGER NOT NULL, PRIMARY KEY (tenant, system_title))")
+        with self._lock:
+            unsaved = dict(self._unsaved)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            _upsert(db, unsaved)
+            rows = db.execute(f"SELECT tenant, system_title, counter FROM {TABLE}").fetchall()
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        with self._lock:
+            for tenant, title, counter in rows:
+                key = (str(tenant), bytes(title))
+                if int(counter) > self._durable.get(key, -1):
+                    self._durable[key] = int(counter)
+            for key in unsaved:
+                if self._unsaved.get(key) == unsaved[key]:
+                    del self._unsaved[key]
+            self.attached = True
+
+    def write(self, db: sqlite3.Connection) -> None:
+        """Inside the outbox transaction of the calling thread: its pending counters."""
+        me = threading.get_ident()
+        with self._lock:
+            pending = self._pending.get(me)
+            unconfirmed = self._unconfirmed.get(me)
+            if not pending and not unconfirmed:
+                return
+            rows = dict(unconfirmed or {})
+            for key, counter in (pending or {}).items():
+                if counter > rows.get(key, -1):
+                    rows[key] = counter
+        _upsert(db, rows)
+
+    def committed(self) -> None:
+        me = threading.get_ident()
+        with self._lock:
+            for source in (self._pending.pop(me, None), self._unconfirmed.pop(me, None)):
+                for key, counter in (source or {}).items():
+                    if counter > self._durable.get(key, -1):
+                        self._durable[key] = counter
+
+    def rolled_back(self) -> None:
+        me = threading.get_ident()
+        with self._lock:
+            pending = self._pending.pop(me, None)
+            if pending:
+                unconfirmed = self._unconfirmed.setdefault(me, {})
+                for key, counter in pending.items():
+                    if counter > unconfirmed.get(key, -1):
+                        unconfirmed[key] = counter
 
 
-class PersistentReplayGuard(ReplayGuard):
-    """A replay guard of one service group whose accepted counters go to a :class:`CounterStore`."""
+def _upsert(db: sqlite3.Connection, counters: dict[Key, int]) -> None:
+    """Raise the stored counters to these (never lowers one: an old value cannot undo a newer one)."""
+    if counters:
+        db.executemany(
+            f"INSERT INTO {TABLE} (tenant, system_title, counter) VALUES (?, ?, ?) ON CONFLICT (tenant, system_title) "
+            "DO UPDATE SET counter = max(counter, excluded.counter)",
+            [(tenant, title, counter) for (tenant, title), counter in counters.items()])
 
-    def __init__(self, apikey: str, store: CounterStore | None = None) -> None:
+
+class TenantReplayGuard(ReplayGuard):
+    """The :class:`ReplayGuard` the decoder consults, for the meters of one tenant."""
+
+    def __init__(self, counters: InvocationCounters, tenant: str) -> None:
         super().__init__()
-        self.apikey = apikey
-        self.store: CounterStore | None = None
-        self._dirty: dict[bytes, int] = {}
-        self._dirty_lock = threading.Lock()
-        if store is not None:
-            self.attach(store)
+        self.counters = counters
+        self.tenant = tenant
 
-    def attach(self, store: CounterStore) -> None:
-        """Start from the stored counters (keeping any higher one accepted before) and persist from now on."""
-        stored = store.load(self.apikey)
-        with self._dirty_lock:
-            for title, counter in stored.items():
-                if counter > self._last.get(title, -1):
-                    self._last[title] = counter
-            self._dirty.update(self._last)  # what was accepted before the store was there
-            self.store = store
-        self.flush()
+    def check(self, system_title: bytes, invocation_counter: int, offset: int | None = None) -> None:
+        last = self.counters.last((self.tenant, bytes(system_title)))
+        if last is not None and invocation_counter <= last:
+            raise ReplayError("invocation counter must increase per system title", offset,
+                              f"{system_title.hex()}: {invocation_counter} <= {last}")
 
     def accept(self, system_title: bytes, invocation_counter: int) -> None:
-        key = bytes(system_title)
-        with self._dirty_lock:
-            if invocation_counter > self._last.get(key, -1):
-                self._last[key] = invocation_counter
-                if invocation_counter > self._dirty.get(key, -1):
-                    self._dirty[key] = invocation_counter
+        self.counters.accept((self.tenant, bytes(system_title)), invocation_counter)
 
-    def flush(self) -> None:
-        """Write the counters accepted since the last flush (no-op without a store)."""
-        with self._dirty_lock:
-            if self.store is None or not self._dirty:
-                return
-            dirty, self._dirty = self._dirty, {}
-            store = self.store
-        try:
-            store.save(self.apikey, dirty)
-        except sqlite3.Error:
-            log.exception("cannot persist DLMS invocation counters of %s; they stay in memory", self.apikey)
-            with self._dirty_lock:
-                for title, counter in dirty.items():
-                    if counter > self._dirty.get(title, -1):
-                        self._dirty[title] = counter
+    def last(self, system_title: bytes) -> int | None:
+        return self.counters.last((self.tenant, bytes(system_title)))
+
+
+def read_legacy(path: Path, tenant_of: Callable[[str], str | None]) -> tuple[list[tuple[Key, int]], int]:
+    """The counters of an earlier version's file (``(apikey, system title) -> counter``) by tenant, and how
+    many rows name an apikey no group has now (left in the file, which the caller renames)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(invocation_counters)")}
+        if "apikey" not in columns:
+            return [], 0
+        rows = db.execute("SELECT apikey, system_title, counter FROM invocation_counters").fetchall()
+    finally:
+        db.close()
+    found: list[tuple[Key, int]] = []
+    orphans = 0
+    for apikey, title, counter in rows:
+        tenant = tenant_of(str(apikey))
+        if tenant is None:
+            orphans += 1
+        else:
+            found.append(((tenant, bytes(title)), int(counter)))
+    return found, orphans

@@ -3,9 +3,10 @@
 One uplink format on every transport: the body is one DLMS message (raw binary, or its hex text: a
 DATA-NOTIFICATION, a general-glo-ciphered push, optionally DLMS/UDP- or HDLC-wrapped), several of them as
 hex lines, or an IEC 62056-21 readout (mode C or P1). Keys come from the registry's per-device secrets;
-a replay guard per apikey rejects replayed invocation counters, its counters kept in SQLite next to the
-agent's registry (counters.py) so a restart does not reopen old pushes. Each push is its own reading with
-the meter's own time (1 Hz stays 1 Hz). See docs/dlms-agent.md.
+a replay guard rejects replayed invocation counters per (tenant, system title), its counters written in the
+outbox transaction of the readings they guarded (counters.py), so neither a restart nor a crash reopens old
+pushes or turns a redelivered one into a replay. Each push is its own reading with the meter's own time
+(1 Hz stays 1 Hz). See docs/dlms-agent.md.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from flexmeter.config import get_settings
 from flexmeter.iot_agents.core.errors import DecodeError
 from flexmeter.iot_agents.core.family import Decoded, Family, FamilyContext, Message, Reading, Rejected, Route
 from flexmeter.iot_agents.dlms import errors as dlms_errors
-from flexmeter.iot_agents.dlms.counters import FILE_NAME, CounterStore, PersistentReplayGuard
+from flexmeter.iot_agents.dlms.counters import LEGACY_FILE, InvocationCounters, read_legacy
 from flexmeter.iot_agents.dlms.decoder import DlmsMessage, Keys, decode_dlms
 from flexmeter.iot_agents.dlms.iec62056_21 import Readout, decode_readout
 from flexmeter.iot_agents.dlms.mappings import (
@@ -40,7 +41,7 @@ from flexmeter.iot_agents.dlms.mappings import (
 )
 from flexmeter.iot_agents.dlms.obis import obis_cde
 from flexmeter.iot_agents.dlms.push import json_value
-from flexmeter.iot_agents.dlms.security import CIPHERED_TAGS, CipheredApdu, parse_ciphered
+from flexmeter.iot_agents.dlms.security import CIPHERED_TAGS, CipheredApdu, ReplayGuard, parse_ciphered
 from flexmeter.iot_agents.dlms.wrappers import (
     FLAG,
     HdlcReassembler,
@@ -261,38 +262,49 @@ class DlmsFamily(Family):
     uses_secrets = True
 
     def __init__(self) -> None:
-        self._guards: dict[str, PersistentReplayGuard] = {}
+        self.counters = InvocationCounters()
+        self._tenant_of: Callable[[str], str | None] | None = None
+        self._unattributed: dict[str, ReplayGuard] = {}
         self._lock = threading.Lock()
         self._udp: Any = None
-        self._store: CounterStore | None = None
 
-    def guard(self, apikey: str | None) -> PersistentReplayGuard:
-        """The replay guard of a service group (system titles are unique per utility, not worldwide)."""
+    def guard(self, apikey: str | None) -> ReplayGuard:
+        """The replay guard of the tenant of the apikey's service group: a meter keeps its counters when it
+        moves to another group of its utility (system titles are unique per utility, not worldwide). An
+        apikey of no known tenant (no group has it, or no agent around the family) gets a guard of its own,
+        in memory only: its messages are dead letters anyway (``DEVICE_GROUP_NOT_FOUND``)."""
+        tenant = self._tenant_of(apikey) if apikey and self._tenant_of is not None else None
+        if tenant is not None:
+            return self.counters.guard(tenant)
         with self._lock:
-            found = self._guards.get(apikey or "")
+            found = self._unattributed.get(apikey or "")
             if found is None:
-                found = self._guards[apikey or ""] = PersistentReplayGuard(apikey or "", self._store)
+                found = self._unattributed[apikey or ""] = ReplayGuard()
             return found
 
-    def open_counters(self, path: Path | str) -> None:
-        """Keep the replay guards' counters in this SQLite file (``start`` opens the agent's own): the
-        guards made so far start from its counters and persist theirs from now on."""
-        store = CounterStore(path)
-        with self._lock:
-            self._store = store
-            guards = list(self._guards.values())
-        for guard in guards:
-            guard.attach(store)
-
-    def close_counters(self) -> None:
-        with self._lock:
-            store, self._store = self._store, None
-            guards = list(self._guards.values())
-        for guard in guards:
-            guard.flush()
-            guard.store = None
-        if store is not None:
-            store.close()
+    def use_outbox(self, join: Callable[[InvocationCounters], None], tenant_of: Callable[[str], str | None],
+                   legacy_dir: Path | None = None) -> None:
+        """Keep the counters in an outbox (``join`` = ``Outbox.join`` or ``FamilyContext.join_outbox``), by
+        the tenant ``tenant_of(apikey)`` names; first migrate an earlier version's ``dlms-counters.db`` in
+        ``legacy_dir`` (renamed ``.migrated`` once its counters are in the outbox)."""
+        self._tenant_of = tenant_of
+        legacy = legacy_dir / LEGACY_FILE if legacy_dir is not None else None
+        found: list[tuple[tuple[str, bytes], int]] = []
+        orphans = 0
+        if legacy is not None and legacy.exists():
+            found, orphans = read_legacy(legacy, tenant_of)
+            self.counters.merge(found)
+        else:
+            legacy = None
+        join(self.counters)
+        if legacy is not None:
+            done = legacy.with_name(LEGACY_FILE + ".migrated")
+            legacy.replace(done)
+            log.info("DLMS invocation counters of %s migrated into the outbox (%d; file kept as %s)", legacy,
+                     len(found), done.name)
+            if orphans:
+                log.warning("%d DLMS invocation counter(s) in %s belong to apikeys no service group has: not "
+                            "migrated (the file keeps them)", orphans, done)
 
     def default_attributes(self, model: str | None) -> list[Json]:
         return TABLES.get((model or "").upper(), [])
@@ -307,19 +319,16 @@ class DlmsFamily(Family):
             return [self._readout(data, meter)]
         frames = split_payload(data)
         lookup = message.secrets or (lambda _device_id: {})
-        guard = self.guard(message.apikey)
-        try:
-            if len(frames) == 1:
-                return [self._push(frames[0], meter, guard, lookup, "")]
-            out: list[Decoded] = []  # hex lines: a bad push is dead-lettered alone, the others go on
-            for i, frame in enumerate(frames):
-                try:
-                    out.append(self._push(frame, meter, guard, lookup, f"push {i + 1} of {len(frames)}: "))
-                except DecodeError as exc:
-                    out.append(Rejected.of(exc, frame.hex().upper(), push=i))
-            return out
-        finally:
-            guard.flush()  # the counters accepted, persisted before the readings are stored
+        guard = self.guard(message.apikey)  # its counters become durable with the readings' outbox commit
+        if len(frames) == 1:
+            return [self._push(frames[0], meter, guard, lookup, "")]
+        out: list[Decoded] = []  # hex lines: a bad push is dead-lettered alone, the others go on
+        for i, frame in enumerate(frames):
+            try:
+                out.append(self._push(frame, meter, guard, lookup, f"push {i + 1} of {len(frames)}: "))
+            except DecodeError as exc:
+                out.append(Rejected.of(exc, frame.hex().upper(), push=i))
+        return out
 
     def _readout(self, data: bytes, meter: str | None) -> Reading:
         try:
@@ -343,7 +352,7 @@ class DlmsFamily(Family):
         return Reading(device_id, values, observed_at=observed, units=units, model=model,
                        raw=data.decode("latin-1"))
 
-    def _push(self, frame: bytes, meter: str | None, guard: PersistentReplayGuard,
+    def _push(self, frame: bytes, meter: str | None, guard: ReplayGuard,
               lookup: Callable[[str], Mapping[str, str]], where: str) -> Reading:
         try:
             header = peek_security(frame)
@@ -399,12 +408,11 @@ class DlmsFamily(Family):
     def start(self, context: FamilyContext) -> None:
         from flexmeter.iot_agents.dlms.udp import listener_from_env
 
-        directory = state_directory(context)
-        if directory is None:
-            log.warning("no data directory for the DLMS invocation counters: replays are rejected until a "
-                        "restart only")
-        else:
-            self.open_counters(directory / FILE_NAME)
+        def tenant_of(apikey: str) -> str | None:
+            found = context.tenant(apikey)
+            return found[0] if found is not None else None
+
+        self.use_outbox(context.join_outbox, tenant_of, state_directory(context))
         self._udp = listener_from_env(self, lambda _family, message: context.submit(message))
         if self._udp is not None:
             self._udp.start()
@@ -413,12 +421,12 @@ class DlmsFamily(Family):
         if self._udp is not None:
             self._udp.stop()
             self._udp = None
-        self.close_counters()
+        # the counters stay joined to the outbox: what the pipeline still commits carries its counters
 
 
 def state_directory(context: FamilyContext) -> Path | None:
-    """Where the family keeps its SQLite state: ``FLEXMETER_DLMS_STATE_DIR``, else the agent's data
-    directory (``FamilyContext.data_dir``); None when the context lends none (counters in memory only)."""
+    """Where an earlier version kept the invocation counters (``dlms-counters.db``, migrated into the outbox
+    at start): ``FLEXMETER_DLMS_STATE_DIR``, else the agent's data directory (``FamilyContext.data_dir``)."""
     explicit = get_settings().dlms_state_dir
     if explicit is not None:
         return explicit

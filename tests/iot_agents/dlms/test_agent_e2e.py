@@ -4,8 +4,11 @@ meter's values and time; the replayed push dead-lettered; P1 and substation push
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
+import sqlite3
+import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -172,3 +175,49 @@ def test_a_push_replayed_after_an_agent_restart_is_rejected_as_a_replay(
     meter = wait_for(lambda: (e := get_entity(ngsi, tenant, f"ACMeasurement:{TITLE_HEX}"))
                      and e["totalActivePower"]["value"] == 1979 and e)
     assert meter["TimeInstant"]["value"] == "2026-11-27T09:00:01.000Z"
+
+
+def test_a_push_not_stored_before_a_crash_is_accepted_again_and_its_counter_follows_the_meter(
+        agent_factory: AgentFactory, module_broker: FlexmeterProcess, tenant: dict[str, str], tmp_path: Path) -> None:
+    """The agent decodes a push, then dies (-9) before the outbox commit (another writer holds outbox.db, so
+    it stops between the two steps): the concentrator's resend to the restarted agent is stored (200), not
+    refused as a replay. Its counter is durable with it: the same push again is a replay, also after the
+    meter moved to another service group of the tenant (counters are the system title's, not the apikey's)."""
+    ngsi = module_broker.url
+    data_dir = tmp_path / "crashed-agent"
+    key = f"c{uuid.uuid4().hex[:8]}"
+    device = {"device_id": TITLE_HEX, "protocol": "dlms", "timezone": "Europe/Rome", "apikey": key,
+              "internal_attributes": {"dlms_guek": EK.hex(), "dlms_gak": AK.hex()}}
+    first = agent_factory(ngsi, "dlms", data_dir=data_dir)
+    provision(first.url, tenant, [{"apikey": key, "resource": "/iot/dlms"}], [device])
+    south = south_url(first)
+
+    def post_unanswered() -> None:
+        with contextlib.suppress(requests.RequestException):
+            requests.post(f"{south}/iot/dlms", params={"k": key}, data=ggc(601).hex(), timeout=30)
+
+    with contextlib.closing(sqlite3.connect(data_dir / "outbox.db", timeout=30, isolation_level=None)) as writer:
+        writer.execute("BEGIN IMMEDIATE")  # the agent's outbox commit now waits
+        threading.Thread(target=post_unanswered, daemon=True).start()
+        wait_for(lambda: 'iota_decoded_total{family="dlms"} 1' in requests.get(f"{first.url}/metrics",
+                                                                                 timeout=5).text)
+        first.kill()  # decoded (counter accepted), reading not stored
+        writer.execute("ROLLBACK")
+
+    second = agent_factory(ngsi, "dlms", data_dir=data_dir)
+    resent = requests.post(f"{south_url(second)}/iot/dlms", params={"k": key}, data=ggc(601).hex(), timeout=10)
+    assert resent.status_code == 200, resent.text  # with the counter written before the commit: 409
+    meter = wait_for(lambda: get_entity(ngsi, tenant, f"ACMeasurement:{TITLE_HEX}"))
+    assert meter["totalActivePower"]["value"] == 1500 and meter["TimeInstant"]["value"] == "2026-11-27T09:00:00.000Z"
+    assert dead_letters(second.url, tenant) == []
+
+    # the meter moves to another service group of its tenant: its counter goes with it
+    moved = f"m{uuid.uuid4().hex[:8]}"
+    deleted = requests.delete(f"{second.url}/iot/devices/{TITLE_HEX}", headers=tenant, timeout=5)
+    assert deleted.status_code == 204, deleted.text
+    provision(second.url, tenant, [{"apikey": moved, "resource": "/iot/dlms"}], [{**device, "apikey": moved}])
+    replay = requests.post(f"{south_url(second)}/iot/dlms", params={"k": moved}, data=ggc(601).hex(), timeout=10)
+    assert replay.status_code == 409 and "601 <= 601" in replay.json()["message"], replay.text
+    later = ggc(602, user_body(power_w=1999), at=T0 + timedelta(seconds=1))
+    fresh = requests.post(f"{south_url(second)}/iot/dlms", params={"k": moved}, data=later.hex(), timeout=10)
+    assert fresh.status_code == 200, fresh.text

@@ -4,7 +4,9 @@ entities whose attribute names and unitCodes are the ngsi_models tables'."""
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
+import sqlite3
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
@@ -18,9 +20,10 @@ from hypothesis import strategies as st
 from flexmeter.iot_agents.core.errors import DecodeError
 from flexmeter.iot_agents.core.family import Message, Reading, load_family
 from flexmeter.iot_agents.core.mapping import DeviceView, EntityUpdate, Mapper
+from flexmeter.iot_agents.core.outbox import InboxRow, NewRow, Outbox
 from flexmeter.iot_agents.dlms.apdu import build_data_notification
 from flexmeter.iot_agents.dlms.cosem_time import CosemDateTime
-from flexmeter.iot_agents.dlms.counters import CounterStore
+from flexmeter.iot_agents.dlms.counters import TABLE
 from flexmeter.iot_agents.dlms.family import (
     DLMS_ROUTES,
     DlmsFamily,
@@ -146,26 +149,119 @@ def test_replayed_counter_is_rejected_per_system_title_and_a_forged_frame_does_n
     assert again.device_id == TITLE_HEX
 
 
-def test_counters_persisted_per_apikey_outlive_the_family(tmp_path: Path) -> None:
-    """A new family on the same counters file (an agent restart) rejects what the old one accepted; another
-    service group (apikey) has its own counters; a counter accepted before the file was opened is kept."""
-    path = tmp_path / "dlms-counters.db"
-    before = DlmsFamily()
-    decode(before, ggc(7))  # accepted before the store is opened (inbox leftovers at start)
-    before.open_counters(path)
-    decode(before, ggc(9, at=T0 + timedelta(seconds=2)), apikey="other")
-    before.close_counters()
-    after = DlmsFamily()
-    after.open_counters(path)
+TENANTS = {"k": "iren", "k-moved": "iren", "k-eon": "eon"}
+
+
+def counters_family(path: Path, legacy_dir: Path | None = None) -> tuple[DlmsFamily, Outbox]:
+    """A family whose counters live in a real outbox file (as ``start`` does with the agent's)."""
+    outbox = Outbox(path)
+    family = DlmsFamily()
+    family.use_outbox(outbox.join, TENANTS.get, legacy_dir)
+    return family, outbox
+
+
+def rows(readings: list[Any]) -> list[NewRow]:
+    return [NewRow("iren", "/turin", json.dumps({"id": r.device_id, "type": "ACMeasurement"}), "dlms", 0.0)
+            for r in readings]
+
+
+def stored_counters(path: Path) -> dict[tuple[str, bytes], int]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {(t, bytes(s)): c for t, s, c in db.execute(f"SELECT tenant, system_title, counter FROM {TABLE}")}
+
+
+def test_a_counter_is_durable_only_with_the_readings_it_guarded(tmp_path: Path) -> None:
+    """A push taken from the inbox and decoded, then the process dies before the outbox commit: after the
+    restart the same push (still in the inbox, or redelivered) is accepted, not a replay. Once its reading is
+    committed, the counter is stored in the same transaction and a replay is refused after a restart."""
+    path = tmp_path / "outbox.db"
+    first, outbox = counters_family(path)
+    outbox.put_inbox([InboxRow("dlms", "mqtt", DLMS_ROUTES[0].pattern, {"apikey": "k"}, ggc(7), None, 0.0)])
+    ((_, raw),) = outbox.take_inbox(10)
+    decode(first, raw.payload)
+    with pytest.raises(ReplayedFrame):  # a second copy before the commit is already refused
+        decode(first, raw.payload)
+    assert stored_counters(path) == {}
+    outbox.close()  # the crash: decoded, never committed
+
+    second, outbox = counters_family(path)
+    ((inbox_id, raw),) = outbox.take_inbox(10)  # the message is still there (no PUBACK was lost either)
+    readings = decode(second, raw.payload)  # not a replay
+    assert readings[0].values["1.7.0"] == 1520
+    outbox.move_processed([inbox_id], rows(readings), [])
+    assert stored_counters(path) == {("iren", TITLE): 7} and outbox.depth() == 1
+    assert second.counters.durable(("iren", TITLE)) == 7
+    outbox.close()
+
+    third, outbox = counters_family(path)
     with pytest.raises(ReplayedFrame) as info:
-        decode(after, ggc(7))
+        decode(third, ggc(7))
     assert "7 <= 7" in info.value.message
-    (reading,) = decode(after, ggc(8, at=T0 + timedelta(seconds=1)))  # the next counter goes on
+    (later,) = decode(third, ggc(8, at=T0 + timedelta(seconds=1)))
+    assert later.observed_at == T0 + timedelta(seconds=1)
+    outbox.close()
+
+
+def test_a_failed_commit_neither_stores_the_counter_nor_makes_the_retry_a_replay(tmp_path: Path) -> None:
+    """A real SQLite failure (a trigger aborting the outbox insert) rolls the counter back with the readings:
+    the pipeline's retry of the same batch (decoded again, or the same rows put again) is accepted and stores
+    it with the readings."""
+    path = tmp_path / "outbox.db"
+    family, outbox = counters_family(path)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TRIGGER full BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        db.commit()
+    readings = decode(family, ggc(7))
+    with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+        outbox.put(rows(readings))
+    assert stored_counters(path) == {}
+    readings = decode(family, ggc(7))  # the inbox batch decoded again: not a replay
+    with pytest.raises(sqlite3.IntegrityError):
+        outbox.put(rows(readings))
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("DROP TRIGGER full")
+        db.commit()
+    outbox.put(rows(readings))  # the HTTP path's retry: the same rows, not decoded again
+    assert stored_counters(path) == {("iren", TITLE): 7}
     with pytest.raises(ReplayedFrame):
-        decode(after, ggc(9, at=T0 + timedelta(seconds=2)), apikey="other")
-    assert reading.values["1.7.0"] == 1520
-    after.close_counters()
-    assert CounterStore(path).load("k") == {TITLE: 8}
+        decode(family, ggc(7))
+    outbox.close()
+
+
+def test_counters_follow_the_meter_within_its_tenant_and_old_files_are_migrated(tmp_path: Path) -> None:
+    """Keyed by (tenant, system title): the meter moved to another service group of its tenant keeps its
+    counter; another tenant's meter with the same title has its own. A dlms-counters.db of the earlier
+    version (keyed by apikey) is migrated into the outbox and renamed."""
+    legacy = tmp_path / "dlms-counters.db"
+    with contextlib.closing(sqlite3.connect(legacy)) as db:
+        db.execute("CREATE TABLE invocation_counters (apikey TEXT NOT NULL, system_title BLOB NOT NULL, "
+                   "counter INTEGER NOT NULL, PRIMARY KEY (apikey, system_title))")
+        db.executemany("INSERT INTO invocation_counters VALUES (?, ?, ?)",
+                       [("k", TITLE, 40), ("k-eon", TITLE, 3), ("gone", H("535449000012d688"), 9)])
+        db.commit()
+    path = tmp_path / "outbox.db"
+    family, outbox = counters_family(path, legacy_dir=tmp_path)
+    assert not legacy.exists() and (tmp_path / "dlms-counters.db.migrated").exists()
+    assert stored_counters(path) == {("iren", TITLE): 40, ("eon", TITLE): 3}  # "gone": no group, not migrated
+    with pytest.raises(ReplayedFrame, match="40 <= 40"):
+        decode(family, ggc(40), apikey="k-moved")  # the same meter in another group of its tenant
+    (reading,) = decode(family, ggc(41), apikey="k-moved")
+    outbox.put(rows([reading]))
+    (eon,) = decode(family, ggc(4), apikey="k-eon")  # another tenant: its own counters
+    outbox.put(rows([eon]))
+    outbox.close()
+    again, outbox = counters_family(path, legacy_dir=tmp_path)  # a restart: nothing left to migrate
+    with pytest.raises(ReplayedFrame, match="41 <= 41"):
+        decode(again, ggc(41), apikey="k")
+    with pytest.raises(ReplayedFrame, match="4 <= 4"):
+        decode(again, ggc(4), apikey="k-eon")
+    # an apikey no group has: a guard of its own, in memory only (its messages are dead letters anyway)
+    decode(again, ggc(1), apikey="nobody")
+    with pytest.raises(ReplayedFrame):
+        decode(again, ggc(1), apikey="nobody")
+    outbox.put([], [])
+    assert stored_counters(path) == {("iren", TITLE): 41, ("eon", TITLE): 4}
+    outbox.close()
 
 
 def test_input_forms_hex_lines_hdlc_and_glo_ciphering_without_system_title() -> None:
