@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import typer
@@ -100,6 +101,49 @@ def bench_agent_command(
             typer.echo(f"{key:>28}: {value}")
 
 
+def deadletters_command(
+    data_dir: Path = typer.Option(None, help="The agent's data directory (default: DATA_DIR/agent)."),
+    unattributed: bool = typer.Option(False, "--unattributed",
+                                      help="Only those no tenant owns (an apikey no service group has)."),
+    service: str = typer.Option(None, help="Only this tenant's (Fiware-Service)."),
+    service_path: str = typer.Option(None, help="Only this service path's (with --service)."),
+    limit: int = typer.Option(100, min=0, help="At most this many (0 = all: an export)."),
+    offset: int = typer.Option(0, min=0, help="Skip this many (oldest first)."),
+    count_only: bool = typer.Option(False, "--count", help="Print only how many there are."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """The agent's dead letters, for the operator: every tenant's, or --unattributed (those the tenant-scoped
+    north API /iot/deadletters shows to nobody). Reads DATA_DIR/outbox.db read-only, agent running or not."""
+    from datetime import UTC, datetime
+
+    from flexmeter.iot_agents.core.outbox import read_dead_letters
+
+    directory = data_dir or get_settings().data_dir / "agent"
+    try:
+        count, letters = read_dead_letters(directory / "outbox.db", unattributed=unattributed, service=service,
+                                           service_path=service_path, limit=0 if count_only else limit or None,
+                                           offset=offset)
+    except (FileNotFoundError, sqlite3.Error) as exc:
+        typer.echo(f"deadletters: cannot read {directory / 'outbox.db'}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if json_out:
+        body: dict[str, object] = {"count": count}
+        if not count_only:
+            body["deadLetters"] = [{**d.as_json(), "service": d.service, "servicePath": d.service_path}
+                                   for d in letters]
+        typer.echo(json.dumps(body, ensure_ascii=False))
+        return
+    if count_only:
+        typer.echo(str(count))
+        return
+    for d in letters:
+        at = datetime.fromtimestamp(d.at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        owner = f"{d.service}{d.service_path or ''}" if d.service is not None else "(unattributed)"
+        typer.echo(f"{d.id}  {at}  {d.family}  {d.error}  {owner}  {d.reason}")
+    typer.echo(f"{len(letters)} of {count} dead letter(s)" + (f" from offset {offset}" if offset else ""), err=True)
+
+
 def register(groups: dict[str, typer.Typer]) -> None:
     groups["root"].command("agent")(agent_command)
+    groups["root"].command("deadletters")(deadletters_command)
     groups["bench"].command("agent")(bench_agent_command)

@@ -329,3 +329,39 @@ class Outbox:
     def unattributed_count(self) -> int:
         """Dead letters no tenant owns (an apikey no service group has)."""
         return int(self._conn().execute("SELECT COUNT(*) FROM dead_letters WHERE service IS NULL").fetchone()[0])
+
+
+def read_dead_letters(path: Path | str, *, unattributed: bool = False, service: str | None = None,
+                      service_path: str | None = None, limit: int | None = 100,
+                      offset: int = 0) -> tuple[int, list[DeadLetter]]:
+    """Dead letters of an ``outbox.db`` read-only (the operator's ``flexmeter deadletters``; the agent may be
+    running or not): every tenant's, the unattributed ones (``service IS NULL``: an apikey no group has),
+    or one tenant's; with their count. ``limit`` None = all. Raises ``FileNotFoundError`` without the file."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no outbox at {path}")
+    db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=30)
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(dead_letters)")}
+        conditions: list[str] = []
+        args: list[str] = []
+        if "service" not in columns:  # an earlier version's file: every letter is unattributed
+            if service is not None or service_path is not None:
+                return 0, []
+            tenant = "NULL, NULL"
+        else:
+            tenant = "service, service_path"
+            if unattributed:
+                conditions.append("service IS NULL")
+            if service is not None:
+                conditions.append("service = ?")
+                args.append(service)
+            if service_path is not None:
+                conditions.append("service_path = ?")
+                args.append(service_path)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        count = int(db.execute(f"SELECT COUNT(*) FROM dead_letters{where}", args).fetchone()[0])
+        rows = db.execute(f"SELECT id, at, family, reason, error, raw, context, {tenant} FROM dead_letters{where} "
+                          "ORDER BY id LIMIT ? OFFSET ?", (*args, -1 if limit is None else limit, offset)).fetchall()
+    finally:
+        db.close()
+    return count, [DeadLetter(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), json.loads(r[6]), r[7], r[8]) for r in rows]
