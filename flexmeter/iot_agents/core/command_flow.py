@@ -470,7 +470,10 @@ class CommandFlow:
             info = f"cannot reach the device at {where}: {_why_unreachable(exc) or 'connection failed'}"
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                 requests.exceptions.InvalidSchema) as exc:
-            info = f"the endpoint {where} is not a usable URL: {exc}"
+            # iotagent-node-lib's endpoint is a URL string (its datamodel marks no expression for it), so
+            # a JEXL-looking one is not evaluated: say so, the provisioner most likely expected it to be
+            info = (f"the endpoint {where} is not a usable URL (it is used as given, not evaluated as an "
+                    f"expression): {exc}")
         except requests.RequestException as exc:
             info = f"the request to the device at {where} failed: {exc}"
         else:

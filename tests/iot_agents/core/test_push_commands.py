@@ -109,9 +109,11 @@ def test_http_push_commands(agent_factory: AgentFactory, module_broker: Flexmete
                {"device_id": "lamp2", "protocol": "IoTA-JSON", "apikey": key, "transport": "HTTP", "endpoint": dead,
                 "commands": [{"name": "ping", "type": "command"}]},
                {"device_id": "pump1", "protocol": "IoTA-JSON", "apikey": other,
-                "commands": [{"name": "ping", "type": "command"}]}])
-    _subscriptions(ngsi, tenant, 3)
-    for entity in ("Lamp:lamp1", "Lamp:lamp2", "Pump:pump1"):
+                "commands": [{"name": "ping", "type": "command"}]},
+               {"device_id": "lamp3", "protocol": "IoTA-JSON", "apikey": key, "transport": "HTTP",
+                "endpoint": f"'{device.url}/' + deviceId", "commands": [{"name": "ping", "type": "command"}]}])
+    _subscriptions(ngsi, tenant, 4)
+    for entity in ("Lamp:lamp1", "Lamp:lamp2", "Pump:pump1", "Lamp:lamp3"):
         wait_for(functools.partial(must_get_entity, ngsi, tenant, entity))
 
     # the answer's member named after the command is its _info (another command's member sets that one too)
@@ -134,6 +136,13 @@ def test_http_push_commands(agent_factory: AgentFactory, module_broker: Flexmete
     _command(ngsi, tenant, "Lamp:lamp2", "ping", "x")
     assert _settled(ngsi, tenant, "Lamp:lamp2", "ping") == ("ERROR",
                                                             f"cannot reach the device at {dead}: connection refused")
+    # iotagent-node-lib documents endpoint as a URL (no expression): a JEXL one is used as given, and fails
+    sent_before = len(device.requests)
+    _command(ngsi, tenant, "Lamp:lamp3", "ping", "x")
+    status, info = _settled(ngsi, tenant, "Lamp:lamp3", "ping")
+    assert status == "ERROR" and "is not a usable URL" in info and "not evaluated as an expression" in info, info
+    assert device.url in info and "deviceId" in info  # the text as provisioned (Orion's forbidden chars removed)
+    assert len(device.requests) == sent_before  # nothing was sent anywhere
     started = time.monotonic()
     _command(ngsi, tenant, "Lamp:lamp1", "slow", "x")
     late = f"the device at {device.url}/lamp1 did not answer within 1 s"
