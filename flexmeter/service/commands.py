@@ -22,6 +22,8 @@ def service_command(
     timezone: str = typer.Option("UTC", "--timezone", help="Local zone of days, nights and months."),
     threads: int = typer.Option(8, "--threads", help="HTTP worker threads."),
     no_results: bool = typer.Option(False, "--no-results", help="Compute but do not write results to the broker."),
+    silence_after: float = typer.Option(None, "--silence-after", help="Seconds of data time without a reading "
+                                        "before a meter is silent (900; docs/service.md, Completeness)."),
 ) -> None:
     """The business-logic service: notifications in, KPIs/alarms/commands out as NGSI entities, plus a dashboard."""
     from flexmeter.service.app import create_app
@@ -36,6 +38,7 @@ def service_command(
         ql_url=ql_url or settings.ql_url,
         token=(token or settings.token) or None,
         timezone=timezone,
+        silence_after_s=ServiceConfig.silence_after_s if silence_after is None else silence_after,
     )
     engine = Engine(config).start()
     app = create_app(config, engine)

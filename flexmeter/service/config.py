@@ -29,7 +29,7 @@ class ServiceConfig:
     #: district heating: ΔT below this (K) for this many consecutive 15-min intervals raises an alarm
     low_delta_t_k: float = 20.0
     low_delta_t_intervals: int = 4
-    #: completeness: a meter silent this long (wall clock, s) raises a silence alarm
+    #: completeness: a meter this far (s of data time: its tenant's newest observation) behind is silent
     silence_after_s: float = 900.0
     #: NIALM: smallest active-power step (W) that is a switching event, and grouping tolerance
     nialm_min_step_w: float = 40.0

@@ -16,7 +16,7 @@ from typing import Any
 
 from flexmeter.service.analytics import balance as balance_mod
 from flexmeter.service.analytics import heat, outages, water
-from flexmeter.service.analytics.registers import completeness, register_delta, typical_interval
+from flexmeter.service.analytics.registers import completeness, peak_rate, register_delta, typical_interval
 from flexmeter.service.config import ServiceConfig
 from flexmeter.service.periods import SLOT, day_bounds, iso, local, local_date, period_of
 from flexmeter.service.readings import REGISTERS
@@ -37,6 +37,16 @@ Handler = Callable[[sqlite3.Connection, str, str, float], bool]
 AGGREGATES = ("PT1H", "P1D", "P1M")
 #: dirty periods computed per transaction (the store lock is held for one transaction)
 TRANSACTION_ROWS = 100
+#: wall-clock seconds between silence checks (a silence shorter than that in wall time is found as a gap)
+SILENCE_CHECK_S = 1.0
+#: wall-clock seconds between saves of the silence check's marks; how far back a meter new to it is checked
+SILENCE_FLUSH_S = 30.0
+#: a meter whose readings arrived this recently (wall clock) is late, not silent: its source lags the others
+#: (a fast simulation, a backfill); no open silence is raised for it (a real gap is still found from its data)
+SILENCE_GRACE_S = 5.0
+SILENCE_LOOKBACK_S = 86400.0
+#: how far back a register's peak rate is read when a decrease has to be told roll-over or replacement
+RATE_WINDOW_S = 86400.0
 
 
 def _same(a: tuple[Any, ...] | None, b: tuple[Any, ...]) -> bool:
@@ -65,6 +75,10 @@ class Jobs:
             "area_out": self.area_outage,
         }
         self.last_silence_check = 0.0
+        #: each meter's last observation at the previous silence check (a gap since then may be a silence);
+        #: loaded from and saved to the store (``silence_seen``) so a restart misses no gap
+        self._silence_seen: dict[tuple[str, str], float] | None = None
+        self._silence_flushed = 0.0
         self.last_prune = time.time()
 
     # -- the pass -----------------------------------------------------------------------------------------
@@ -90,7 +104,7 @@ class Jobs:
                             done.append((tk, kind, key, start))
                     conn.executemany("DELETE FROM dirty WHERE tk=? AND kind=? AND key=? AND start=?", done)
                     settled += len(done)
-        if time.time() - self.last_silence_check >= 5.0:
+        if time.time() - self.last_silence_check >= SILENCE_CHECK_S:
             self.silence()
         if time.time() - self.last_prune >= 3600.0:
             self.prune()
@@ -125,8 +139,17 @@ class Jobs:
 
     # -- profiles -----------------------------------------------------------------------------------------
     def _resets(self, tk: str, e: str, t0: float, t1: float) -> list[float]:
+        """Explicit replacements (``dateEnergyMeteringStarted``): the time the origin changed between two
+        observations, and the origin itself (the new register's start, when it lies between two readings)."""
         origins = self.store.points(tk, e, "_origin", t0 - 86400.0, t1)
-        return [tb for (_, a), (tb, b) in itertools.pairwise(origins) if a != b]
+        return [tb for (_, a), (tb, b) in itertools.pairwise(origins) if a != b] + sorted({v for _, v in origins})
+
+    def _peak_rate(self, tk: str, e: str, q: str, points: list[tuple[float, float]], start: float) -> float | None:
+        """The register's peak rate over the day before the period, read only when the period's readings
+        decrease (a roll-over candidate): the yardstick of a plausible wrap (analytics.registers)."""
+        if all(vb >= va for (_, va), (_, vb) in itertools.pairwise(points)):
+            return None
+        return peak_rate(self.store.points(tk, e, q, start - RATE_WINDOW_S, start + SLOT))
 
     def profile15(self, conn: sqlite3.Connection, tk: str, e: str, start: float) -> bool:
         vector, _ = self._meter(tk, e)
@@ -136,14 +159,16 @@ class Jobs:
         end = start + SLOT
         points = self.store.points(tk, e, register, start, end)
         resets = self._resets(tk, e, start, end)
-        delta = register_delta(points, start, end, tolerance=self.config.boundary_tolerance_s, resets=resets)
+        delta = register_delta(points, start, end, tolerance=self.config.boundary_tolerance_s, resets=resets,
+                               max_rate=self._peak_rate(tk, e, register, points, start))
         if delta is None:
             return True
         production = None
         estimated = delta.estimated
         if vector == "electricity":
-            exported = register_delta(self.store.points(tk, e, "e_exp", start, end), start, end,
-                                      tolerance=self.config.boundary_tolerance_s, resets=resets)
+            exports = self.store.points(tk, e, "e_exp", start, end)
+            exported = register_delta(exports, start, end, tolerance=self.config.boundary_tolerance_s,
+                                      resets=resets, max_rate=self._peak_rate(tk, e, "e_exp", exports, start))
             if exported is not None:
                 production = exported.value
                 estimated = estimated or exported.estimated
@@ -436,26 +461,83 @@ class Jobs:
                                                      breaches)])
 
     def silence(self, now: float | None = None) -> None:
-        """Raise a silence alarm for meters quiet longer than ``silence_after_s`` (wall clock), clear it when
-        they report again."""
+        """Raise a silence alarm for a meter the tenant's data time has left behind, end it when it reports.
+
+        Data time, not the wall clock: a meter is silent when the newest observation time seen in its tenant
+        (scope) is more than its limit past the meter's last observation, so a replay, a backfill or a
+        simulation at any speed gives the alarms the data says. The limit is ``silence_after_s``, or two of
+        the meter's own reporting intervals if that is longer (an hourly meter is not silent after 15 min).
+        The alarm starts at the meter's last observation (its id ``silence:<meter>:<since epoch>``) and ends at
+        its first observation after that. Only when the whole tenant is quiet (no new observation has arrived
+        for ``silence_after_s`` of wall clock: a dead concentrator or agent) does the wall clock stand in: the
+        data time then runs on from the newest observation at wall-clock speed. A silence that opened and
+        closed between two checks (a fast replay) is found as the gap between two observations. A meter whose
+        readings are still arriving (``SILENCE_GRACE_S`` of wall clock) is late, not silent: at 25,000x one
+        transport lagging another by 40 ms is 900 s of data time."""
         now = now if now is not None else time.time()
         self.last_silence_check = now
-        limit = now - self.config.silence_after_s
-        silent = self.store.query("SELECT tk, e, last_t, last_wall FROM meters WHERE last_wall < ?", (limit,))
+        after = self.config.silence_after_s
+        tenants = self.store.query("SELECT tk, max(last_t), max(last_wall) FROM meters GROUP BY tk")
         with self.store.transaction() as conn:
-            for tk, e, last_t, last_wall in silent:
-                active = conn.execute("SELECT 1 FROM alarms WHERE tk=? AND e=? AND kind='silence' AND end IS NULL",
-                                      (tk, e)).fetchone()
-                if not active:
-                    self._alarm(conn, tk, "silence", "silence", e, float(last_wall), None, now, "TimeInstant",
-                                f"no reading for {int(now - float(last_wall))} s, "
-                                f"last observation {iso(float(last_t))}",
-                                [])
-            back = conn.execute("SELECT a.tk, a.id, a.body, m.last_wall FROM alarms a JOIN meters m ON a.tk=m.tk AND "
-                                "a.e=m.e WHERE a.kind='silence' AND a.end IS NULL AND m.last_wall > a.start + 1e-3 "
-                                "AND m.last_wall >= ?", (limit,)).fetchall()
-            for tk, alarm_id, body, last_wall in back:
-                document = json.loads(body)
-                document["end"] = iso(float(last_wall))
-                conn.execute("UPDATE alarms SET end=?, body=? WHERE tk=? AND id=?",
-                             (float(last_wall), json.dumps(document), tk, alarm_id))
+            if self._silence_seen is None:
+                self._silence_seen = {(tk, e): float(t) for tk, e, t in conn.execute("SELECT tk, e, t FROM "
+                                                                                     "silence_seen")}
+            for tk, data_t, arrived in tenants:
+                clock = float(data_t)
+                if arrived is not None and now - float(arrived) > after:
+                    clock += now - float(arrived)  # nothing arrives at all: the wall clock stands in
+                opened = {e: (alarm_id, float(begin), body) for alarm_id, e, begin, body in conn.execute(
+                    "SELECT id, e, start, body FROM alarms WHERE tk=? AND kind='silence' AND end IS NULL", (tk,))}
+                for e, first_t, last_t, last_wall in conn.execute("SELECT e, first_t, last_t, last_wall FROM "
+                                                                  "meters WHERE tk=?", (tk,)).fetchall():
+                    # still delivering (in wall time): late, not silent; its gaps will tell
+                    arriving = now - float(last_wall) <= min(SILENCE_GRACE_S, after)
+                    self._silence_meter(conn, tk, e, float(first_t), float(last_t), clock, opened.get(e), arriving)
+            if now - self._silence_flushed >= SILENCE_FLUSH_S:  # a restart rescans from older marks: harmless
+                self._silence_flushed = now
+                conn.executemany("INSERT OR REPLACE INTO silence_seen VALUES (?, ?, ?)",
+                                 [(tk, e, t) for (tk, e), t in self._silence_seen.items()])
+
+    def _silence_limit(self, conn: sqlite3.Connection, s: int | None) -> float:
+        """``silence_after_s``, or two median reporting intervals (last 50 observations) if longer."""
+        recent = conn.execute("SELECT t FROM readings WHERE s=? AND q='_' ORDER BY t DESC LIMIT 50", (s,)).fetchall()
+        interval = typical_interval(sorted((float(t), 0.0) for (t,) in recent), default=0.0)
+        return max(self.config.silence_after_s, 2.0 * interval)
+
+    def _silence_meter(self, conn: sqlite3.Connection, tk: str, e: str, first_t: float, last_t: float,
+                       clock: float, opened: tuple[str, float, str] | None, arriving: bool) -> None:
+        assert self._silence_seen is not None
+        # observations up to ``seen`` were checked for gaps (a meter new to the check: from its first one,
+        # at most a day back)
+        seen = self._silence_seen.get((tk, e), max(first_t, last_t - SILENCE_LOOKBACK_S))
+        self._silence_seen[(tk, e)] = last_t
+        after = self.config.silence_after_s
+        if last_t - seen <= after and (
+                (opened is None and clock - last_t <= after) or (opened is not None and last_t <= opened[1])):
+            return  # the common cases, without a query: not silent and no long gap, or still silent as alarmed
+        s = self.store.sid(tk, e)
+        limit = self._silence_limit(conn, s)
+        if opened is not None and last_t > opened[1]:  # it reported again: the silence ends at that reading
+            alarm_id, begin, body = opened
+            row = conn.execute("SELECT min(t) FROM readings WHERE s=? AND q='_' AND t>?", (s, begin)).fetchone()
+            back = float(row[0]) if row and row[0] is not None else last_t
+            document = json.loads(body)
+            document["end"] = iso(back)
+            conn.execute("UPDATE alarms SET end=?, body=? WHERE tk=? AND id=?",
+                         (back, json.dumps(document), tk, alarm_id))
+        if last_t - seen > limit:  # silences that opened and closed since the last check
+            times = [float(t) for (t,) in conn.execute("SELECT t FROM readings WHERE s=? AND q='_' AND t>=? "
+                                                       "ORDER BY t", (s, seen))]
+            for a, b in itertools.pairwise(times):
+                if b - a > limit:
+                    self._raise_silence(conn, tk, e, a, b, limit)
+        if clock - last_t > limit and not arriving:
+            self._raise_silence(conn, tk, e, last_t, None, limit)
+
+    def _raise_silence(self, conn: sqlite3.Connection, tk: str, e: str, since: float, back: float | None,
+                       limit: float) -> None:
+        """One alarm per silence (keyed by its start); detected when the data time passed start + limit."""
+        if conn.execute("SELECT 1 FROM alarms WHERE tk=? AND id=?", (tk, f"silence:{e}:{int(since)}")).fetchone():
+            return
+        self._alarm(conn, tk, "silence", "silence", e, since, back, since + limit, "TimeInstant",
+                    f"no reading for more than {int(limit)} s of data time after {iso(since)}", [])

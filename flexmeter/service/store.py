@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS water_nights (tk TEXT, e TEXT, night TEXT, min_lph RE
 CREATE TABLE IF NOT EXISTS breaker (id INTEGER PRIMARY KEY AUTOINCREMENT, tk TEXT, meter TEXT, entity_type TEXT,
     action TEXT, requested_at REAL, requested_by TEXT, status TEXT, info TEXT, updated_at REAL);
 CREATE TABLE IF NOT EXISTS outbox (tk TEXT, eid TEXT, body TEXT, PRIMARY KEY (tk, eid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS silence_seen (tk TEXT, e TEXT, t REAL, PRIMARY KEY (tk, e)) WITHOUT ROWID;
 """
 
 

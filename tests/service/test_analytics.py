@@ -57,6 +57,36 @@ def test_explicit_replacement_without_a_decrease() -> None:
     assert delta.value == pytest.approx(3.0)
 
 
+def test_a_replacement_near_a_power_of_ten_is_not_a_rollover() -> None:
+    # 5 kWh per 300 s; the old meter last reads 99,950, the new one starts at 0 and reads 0.3 300 s later
+    points = [(0.0, 99_940.0), (300.0, 99_945.0), (600.0, 99_950.0), (900.0, 0.3), (1200.0, 5.3)]
+    assert rollover_capacity(99_950.0, 0.3) == 100_000.0  # the digits alone would say roll-over...
+    delta = register_delta(points, 0.0, 1200.0)
+    assert delta is not None  # ...but 50.3 kWh in 300 s is 10x the meter's peak rate: a replacement
+    assert delta.events == ("reset",) and delta.estimated
+    assert delta.value == pytest.approx(20.0)  # 4 x 5 kWh (the reset estimated at the rate), not 65.3
+
+
+def test_a_plausible_wrap_is_a_rollover_unless_a_replacement_is_signalled() -> None:
+    points = [(0.0, 99_990.0), (300.0, 99_995.0), (600.0, 99_999.0), (900.0, 1.0)]
+    wrapped = register_delta(points, 0.0, 900.0)
+    assert wrapped is not None and wrapped.events == ("rollover",) and not wrapped.estimated
+    assert wrapped.value == pytest.approx(11.0)
+    # the same readings with a replacement signal (e.g. dateEnergyMeteringStarted at 750 s): never a wrap
+    replaced = register_delta(points, 0.0, 900.0, resets=[750.0])
+    assert replaced is not None and replaced.events == ("reset",) and replaced.estimated
+    assert replaced.value == pytest.approx(9.0 + 4.5)  # the reset interval at the mean rate (9 kWh / 600 s)
+    # a wider window's peak rate decides when the period's own readings have none
+    alone = register_delta(points[2:], 600.0, 900.0, max_rate=5.0 / 300.0)
+    assert alone is not None and alone.events == ("rollover",)
+
+
+def test_a_wrap_without_any_rate_to_vouch_for_it_is_read_as_a_reset() -> None:
+    # two readings only: 99,990 -> 2 could be a wrap or a replacement; the safer reading is a flagged reset
+    delta = register_delta([(0.0, 99_990.0), (900.0, 2.0)], 0.0, 900.0)
+    assert delta is not None and delta.events == ("reset",) and delta.estimated
+
+
 def test_completeness_counts_readings_against_the_interval() -> None:
     points = [(float(t), 0.0) for t in range(0, 900, 20)]
     assert completeness(points, 0.0, 900.0, 10.0) == pytest.approx(0.5)

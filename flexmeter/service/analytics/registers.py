@@ -9,7 +9,19 @@ A decrease between two readings is either a **roll-over** (the register wrapped 
 of ten: ``99 998.7 → 0.4``) and counted exactly, or a **reset / meter replacement** (the new register
 started again somewhere else). The increase across a reset is unknown: it is estimated from the mean rate
 of the other readings, and the period is flagged ``estimated``. An explicit replacement time (e.g. a new
-``dateEnergyMeteringStarted``) is treated like a reset even when the register did not decrease.
+``dateEnergyMeteringStarted``) is treated like a reset even when the register did not decrease, and is
+never a roll-over.
+
+Without such a signal the two are told apart by the values only, and the readings cannot always do it: a
+new meter starting at 0.3 after the old one read 99 950 looks like a wrap. The two mistakes are not equally
+bad: a roll-over taken for a reset costs one interval estimated from the rate (and flagged); a replacement
+taken for a roll-over counts the distance to the power of ten (here 50, up to 10 % of the capacity) as
+real, unflagged consumption. So a decrease is a roll-over only when the increase it implies
+(``capacity - before + after``) is one the meter could have made in that time: at most
+``ROLLOVER_SLACK`` times its peak rate between readings (``peak_rate``) over the interval. A wrap the rate
+cannot vouch for (no other readings to take a rate from, or too big a jump) is read as a reset. A
+replacement that passes the test anyway (the old register within a few intervals' consumption of the power
+of ten) is then off by at most that plausible amount.
 """
 
 from __future__ import annotations
@@ -34,17 +46,31 @@ class Delta:
     events: tuple[str, ...] = ()
 
 
-def rollover_capacity(before: float, after: float) -> float | None:
-    """The register capacity if ``before → after`` is a wrap-around (e.g. 99 998.7 → 0.4), else None."""
+#: a wrap-around is a roll-over only if its implied increase is at most this many times the meter's peak
+#: rate over the interval (real consumption between two readings rarely exceeds its own peak rate)
+ROLLOVER_SLACK = 3.0
+
+
+def rollover_capacity(before: float, after: float, max_increase: float = math.inf) -> float | None:
+    """The register capacity if ``before → after`` is a wrap-around (e.g. 99 998.7 → 0.4) whose implied
+    increase ``capacity - before + after`` is at most ``max_increase``, else None."""
     if before <= 0 or after < 0 or after >= before:
         return None
     capacity = 10.0 ** (math.floor(math.log10(before)) + 1)
-    if before >= 0.9 * capacity and after <= 0.1 * capacity:
+    if before >= 0.9 * capacity and after <= 0.1 * capacity and capacity - before + after <= max_increase:
         return capacity
     return None
 
 
-def _increments(points: Sequence[Point], resets: Sequence[float]) -> list[tuple[float, str]]:
+def peak_rate(points: Sequence[Point]) -> float | None:
+    """The highest increase per second between consecutive readings that did not decrease (None: no such
+    pair): what the meter is known to be able to consume, the yardstick of a plausible roll-over."""
+    rates = [(vb - va) / (tb - ta) for (ta, va), (tb, vb) in itertools.pairwise(points) if tb > ta and vb >= va]
+    return max(rates) if rates else None
+
+
+def _increments(points: Sequence[Point], resets: Sequence[float],
+                max_rate: float | None) -> list[tuple[float, str]]:
     """Per consecutive pair: (increase, kind) with kind "", "rollover" or "reset" (increase unknown: nan)."""
     result: list[tuple[float, str]] = []
     for (ta, va), (tb, vb) in itertools.pairwise(points):
@@ -52,7 +78,9 @@ def _increments(points: Sequence[Point], resets: Sequence[float]) -> list[tuple[
         if not replaced and vb >= va:
             result.append((vb - va, ""))
             continue
-        capacity = None if replaced else rollover_capacity(va, vb)
+        capacity = None
+        if not replaced and max_rate is not None:  # a replacement signal is never a roll-over
+            capacity = rollover_capacity(va, vb, ROLLOVER_SLACK * max_rate * (tb - ta))
         if capacity is not None:
             result.append((capacity - va + vb, "rollover"))
         else:
@@ -70,16 +98,19 @@ def _mean_rate(points: Sequence[Point], increments: list[tuple[float, str]]) -> 
 
 
 def register_delta(
-    points: Sequence[Point], t0: float, t1: float, *, tolerance: float = 300.0, resets: Sequence[float] = ()
+    points: Sequence[Point], t0: float, t1: float, *, tolerance: float = 300.0, resets: Sequence[float] = (),
+    max_rate: float | None = None,
 ) -> Delta | None:
     """The register increase over ``[t0, t1)``; None when the readings do not reach both boundaries.
 
     ``points`` must be sorted by time and include the last reading at or before ``t0`` and the first at or
-    after ``t1`` (more readings outside are harmless).
+    after ``t1`` (more readings outside are harmless). ``resets``: times of explicit replacements (a reset
+    between the readings around it, never a roll-over). ``max_rate``: the meter's peak rate (register units
+    per second, :func:`peak_rate` of a wider window); without it, the peak rate of ``points`` themselves.
     """
     if t1 <= t0 or len(points) == 0 or points[0][0] > t0 or points[-1][0] < t1:
         return None
-    increments = _increments(points, resets)
+    increments = _increments(points, resets, max_rate if max_rate is not None else peak_rate(points))
     rate = _mean_rate(points, increments)
     cumulative = [0.0]
     events: list[str] = []
