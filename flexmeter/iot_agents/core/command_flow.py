@@ -185,6 +185,7 @@ class CommandFlow:
         self._entity_index: tuple[int, dict[tuple[str, str], tuple[str, str, str]]] = (-1, {})
         self._pending_lock = threading.Lock()
         self._todo: set[tuple[str, str, str]] = set()
+        self._syncing = 0
         self._stop = threading.Event()
         self._closed = threading.Event()
         """Set when :meth:`stop` returns: the outbox may be closed, a late push result is not written."""
@@ -224,7 +225,7 @@ class CommandFlow:
     def subscriptions_pending(self) -> int:
         """Devices whose command subscription is still to be created, changed or removed in the broker."""
         with self._lock:
-            return len(self._todo)
+            return len(self._todo) + self._syncing
 
     def device_changed(self, service: str, service_path: str, device_id: str) -> None:
         """Called after a device is created, updated or deleted through the north API."""
@@ -244,6 +245,7 @@ class CommandFlow:
     def _sync_subscriptions(self) -> None:
         with self._lock:
             todo, self._todo = self._todo, set()
+            self._syncing = len(todo)  # still pending (for /health and the benches) until synced
         for key in todo:
             try:
                 self._sync_one(*key)
@@ -251,6 +253,9 @@ class CommandFlow:
                 log.warning("cannot sync the command subscription of %s: %s; will retry", key[2], exc)
                 with self._lock:
                     self._todo.add(key)
+            finally:
+                with self._lock:
+                    self._syncing -= 1
 
     def _sync_one(self, service: str, service_path: str, device_id: str) -> None:
         headers = FiwareHeaders(service or None, service_path or None, self.token)

@@ -36,6 +36,7 @@ class AgentContext(FamilyContext):
         self._emit_route = Route("internal", f"$internal/{family.name}")
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._devices: dict[str | None, tuple[int, list[tuple[Json, Json | None]]]] = {}
 
     @property
     def metrics(self) -> MetricsRegistry:
@@ -67,14 +68,22 @@ class AgentContext(FamilyContext):
         log.warning("dead letter (%s, %s): %s", self.family.name, error, reason)
 
     def devices(self, protocol: str | None = None) -> list[tuple[Json, Json | None]]:
+        # a periodic task asks for thousands of devices: copied once per registry version, and a group (with
+        # its whole mapping table) once per call, not once per device
+        version = self._registry.version
+        hit = self._devices.get(protocol)
+        if hit is not None and hit[0] == version:
+            return list(hit[1])
         out: list[tuple[Json, Json | None]] = []
+        memo: dict[int, Any] = {}
         for device in self._registry.all_devices():
             if protocol is not None and str(device.get("protocol") or "") != protocol:
                 continue
             group = self._registry.group_for_device(str(device.get("service", "")),
                                                     str(device.get("service_path", "/")), device)
-            out.append((copy.deepcopy(device), copy.deepcopy(group)))
-        return out
+            out.append((copy.deepcopy(device), copy.deepcopy(group, memo)))
+        self._devices[protocol] = (version, out)
+        return list(out)
 
     def device(self, device_id: str, apikey: str | None = None) -> Json | None:
         if apikey:

@@ -245,7 +245,8 @@ class FamilyContext(ABC):
 
     @abstractmethod
     def devices(self, protocol: str | None = None) -> list[tuple[Json, Json | None]]:
-        """The provisioned devices (all, or those with this ``protocol``) with their service group; copies."""
+        """The provisioned devices (all, or those with this ``protocol``) with their service group: copies of
+        the registry's, the same ones between calls until the registry changes (read them, do not change them)."""
 
     @abstractmethod
     def device(self, device_id: str, apikey: str | None = None) -> Json | None:

@@ -236,7 +236,13 @@ class Registry:
 
     def group_for_device(self, service: str, subservice: str, device: Json) -> Json | None:
         """The group a provisioned device belongs to: by its apikey, else by entity type, else the tenant's."""
-        groups = self.list_groups(service, subservice)
+        key = ("groups", service, subservice)
+        with self._lock:
+            groups: list[Json] | None = self._cache.get(key)
+        if groups is None:  # parsed once per registry write: a tenant's groups carry whole mapping tables
+            groups = self.list_groups(service, subservice)
+            with self._lock:
+                self._cache[key] = groups
         apikey = device.get("apikey")
         for group in groups:
             if apikey and group.get("apikey") == apikey:
@@ -385,6 +391,10 @@ class Registry:
         return dict(found)
 
     def all_devices(self) -> list[Json]:
+        """Every device, parsed once per registry write (shared dicts: read them, do not change them)."""
         with self._lock:
-            rows = self._db.execute("SELECT body FROM devices ORDER BY rowid").fetchall()
-        return [json.loads(r[0]) for r in rows]
+            cached: list[Json] | None = self._cache.get(("all-devices",))
+            if cached is None:
+                rows = self._db.execute("SELECT body FROM devices ORDER BY rowid").fetchall()
+                cached = self._cache[("all-devices",)] = [json.loads(r[0]) for r in rows]
+        return list(cached)
