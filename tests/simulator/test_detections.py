@@ -72,7 +72,6 @@ class PilotRun:
     service: str
     timeseries: str
     tenants: dict[str, dict[str, Any]]   # pilot -> its inventory tenant (service, buildings, meters...)
-    wall_seconds: float
 
     def headers(self, pilot: str) -> dict[str, str]:
         return {"Fiware-Service": self.tenants[pilot]["service"], "Fiware-ServicePath": f"/{pilot}"}
@@ -111,7 +110,6 @@ def _metric(text: str, name: str, label: str = "") -> float:
 
 @pytest.fixture(scope="module")
 def pilot_run(tmp_path_factory: pytest.TempPathFactory, mqtt_url: str, amqp_url: str) -> Iterator[PilotRun]:
-    began = time.monotonic()
     tmp = tmp_path_factory.mktemp("detections")
     tag = uuid.uuid4().hex[:6]
     queue = f"sim-detect-midori-{tag}"
@@ -186,7 +184,7 @@ def pilot_run(tmp_path_factory: pytest.TempPathFactory, mqtt_url: str, amqp_url:
             for _, tenant in inventories.values() for path in {g["service_path"] for g in tenant["groups"]}
             for entity_type, attr in READING_TYPES.items())
         yield PilotRun(truth, summary | {"service_seen": seen}, broker.url, service.url, timeseries.url,
-                       {pilot: tenant for pilot, (_, tenant) in inventories.items()}, time.monotonic() - began)
+                       {pilot: tenant for pilot, (_, tenant) in inventories.items()})
     finally:
         for process in reversed(processes):
             process.stop()
@@ -210,7 +208,6 @@ def test_every_reading_sent_is_acknowledged_and_seen_by_the_service(pilot_run: P
     # entity's other attributes; the breaker command attributes written at provisioning are rows without one)
     assert pilot_run.summary["timeseries_rows"] == sent
     assert set(pilot_run.truth["sent"]["readings"]) == {"mbus", "wmbus", "dlms", "connode", "midori", "ennova"}
-    assert pilot_run.wall_seconds < 90  # the budget of this module (run time, not a benchmark)
 
 
 # -- the leak ---------------------------------------------------------------------------------------------------
