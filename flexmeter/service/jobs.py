@@ -78,6 +78,8 @@ class Jobs:
         #: each meter's last observation at the previous silence check (a gap since then may be a silence);
         #: loaded from and saved to the store (``silence_seen``) so a restart misses no gap
         self._silence_seen: dict[tuple[str, str], float] | None = None
+        #: (tenant, meter) -> (its last observation, its silence limit then): one query per new observation
+        self._silence_limits: dict[tuple[str, str], tuple[float, float]] = {}
         self._silence_flushed = 0.0
         self.last_prune = time.time()
 
@@ -516,7 +518,12 @@ class Jobs:
                 (opened is None and clock - last_t <= after) or (opened is not None and last_t <= opened[1])):
             return  # the common cases, without a query: not silent and no long gap, or still silent as alarmed
         s = self.store.sid(tk, e)
-        limit = self._silence_limit(conn, s)
+        cached = self._silence_limits.get((tk, e))
+        if cached is not None and cached[0] == last_t:
+            limit = cached[1]  # no new observation since it was computed: checked every second, queried once
+        else:
+            limit = self._silence_limit(conn, s)
+            self._silence_limits[(tk, e)] = (last_t, limit)
         if opened is not None and last_t > opened[1]:  # it reported again: the silence ends at that reading
             alarm_id, begin, body = opened
             row = conn.execute("SELECT min(t) FROM readings WHERE s=? AND q='_' AND t>?", (s, begin)).fetchone()

@@ -46,6 +46,7 @@ def period_of(t: float, resolution: str, tz: str) -> tuple[float, float]:
     return day_bounds(begin_date, tz)[0], day_bounds(next_month, tz)[0]
 
 
+@lru_cache(maxsize=4096)  # the jobs ask for the same few days of thousands of meters on every pass
 def day_bounds(day: date, tz: str) -> tuple[float, float]:
     begin = datetime(day.year, day.month, day.day, tzinfo=zone(tz))
     following = day + timedelta(days=1)
@@ -53,6 +54,7 @@ def day_bounds(day: date, tz: str) -> tuple[float, float]:
     return begin.timestamp(), end.timestamp()
 
 
+@lru_cache(maxsize=4096)  # called with period starts, shared by every meter
 def local_date(t: float, tz: str) -> date:
     return local(t, tz).date()
 
