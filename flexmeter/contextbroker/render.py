@@ -84,10 +84,12 @@ def _date_metadata(ts: float) -> dict[str, Any]:
 class _MetadataPlan:
     """A ``metadata`` selection resolved once per rendering, not once per attribute (the notifier's hot path).
 
-    Stored metadata dicts are ``{"type", "value"}`` and never mutated, so they are shared, not copied.
+    Stored metadata dicts are ``{"type", "value"}`` and never mutated, so they are shared, not copied; when
+    the selection renders exactly the stored metadata, the attribute's stored metadata dict itself is returned
+    (renderings are serialized, never changed in place).
     """
 
-    __slots__ = ("created", "every", "modified", "name_set", "names")
+    __slots__ = ("created", "every", "modified", "name_set", "names", "stored_only")
 
     def __init__(self, metadata: Sequence[str] | None) -> None:
         self.every = metadata is None or "*" in metadata
@@ -95,9 +97,14 @@ class _MetadataPlan:
         self.name_set = frozenset(self.names)
         self.created = bool(metadata) and "dateCreated" in metadata  # type: ignore[operator]
         self.modified = bool(metadata) and "dateModified" in metadata  # type: ignore[operator]
+        self.stored_only = not self.created and not self.modified
 
     def render(self, attr: StoredAttr, extra: Mapping[str, StoredMetadata] | None) -> dict[str, Any]:
-        stored = attr.get("metadata") or {}
+        stored = attr.get("metadata")
+        if not stored:
+            stored = {}
+        elif self.stored_only and not extra and (self.every or stored.keys() <= self.name_set):
+            return stored  # exactly what is stored: the stored dict itself (never mutated, see above)
         if self.every or stored.keys() <= self.name_set:  # every stored metadata is wanted: a C-level copy
             out: dict[str, Any] = dict(stored)
         elif stored:
