@@ -22,6 +22,8 @@ from flexmeter.iot_agents.core.timeutil import iso, to_utc
 
 Json = dict[str, Any]
 NUMERIC_TYPES = {"Number", "Float", "Integer", "Double"}
+_RESERVED_KEYS = frozenset(("id", "type", "TimeInstant"))
+"""Reading keys that are never attributes of their own."""
 
 
 @dataclass
@@ -144,6 +146,32 @@ class _Plan:
     fast: dict[str, tuple[str, str | None, Json | None, bool]] = field(default_factory=dict)
     """object_id -> (name, type or None, metadata or None, kept under explicitAttrs): ``by_key`` digested
     once for the fast path."""
+    general: dict[str, _Spec] = field(default_factory=dict)
+    """object_id -> its entry digested for the general path (only the kept ones)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """One mapped attribute, digested once per plan (the general path's per-value work is then lookups)."""
+
+    attr: Json
+    name: str
+    attr_type: str | None
+    expression: str | None
+    skip: tuple[Any, ...]
+    """``(skipValue,)`` when given, else ``()``"""
+    metadata: Json | None
+    component: str | None
+    other: bool
+    """the value goes to another entity (``entity_name``)"""
+
+    @classmethod
+    def of(cls, attr: Json) -> _Spec:
+        return cls(attr, str(attr["name"]), str(attr["type"]) if attr.get("type") else None,
+                   str(attr["expression"]) if attr.get("expression") else None,
+                   (attr["skipValue"],) if "skipValue" in attr else (),
+                   attr["metadata"] if attr.get("metadata") else None,
+                   str(attr["component"]) if attr.get("component") else None, bool(attr.get("entity_name")))
 
 
 class Mapper:
@@ -167,9 +195,10 @@ class Mapper:
                       attr["metadata"] if attr.get("metadata") else None,
                       names is None or str(attr["name"]) in names or key in names)
                 for key, attr in by_key.items()}
+        general = {key: _Spec.of(attr) for key, attr in by_key.items() if fast[key][3]}
         plan = _Plan(view.device, view.group, view.entity_type(family, model), view.entity_id(family, model),
                      view.get("timezone"), view.get("timestamp", True) is not False, explicit, names, by_key,
-                     computed, view.static_attributes(), view.service, view.service_path, simple, fast)
+                     computed, view.static_attributes(), view.service, view.service_path, simple, fast, general)
         if len(self._plans) > 100_000:
             self._plans.clear()
         self._plans[key] = plan
@@ -185,7 +214,9 @@ class Mapper:
             return self._map_simple(reading, plan, stamp)
         with_time = plan.with_time
         explicit, explicit_names = plan.explicit, plan.explicit_names
-        by_key, computed = plan.by_key, plan.computed
+        general, computed = plan.general, plan.computed
+        time_meta = {"type": "DateTime", "value": stamp}
+        units = reading.units
 
         main = EntityUpdate(view.service, view.service_path, entity_id, entity_type)
         others: dict[tuple[str, str], EntityUpdate] = {}
@@ -196,67 +227,58 @@ class Mapper:
         context.update(reading.values)
 
         def target(attr: Json) -> EntityUpdate:
-            name_expr = attr.get("entity_name")
-            if not name_expr:
-                return main
-            other_id = self._entity_name(str(name_expr), context)
+            other_id = self._entity_name(str(attr["entity_name"]), context)
             other_type = str(attr.get("entity_type") or entity_type)
             key = (other_id, other_type)
             if key not in others:
                 others[key] = EntityUpdate(view.service, view.service_path, other_id, other_type)
             return others[key]
 
-        def put(attr: Json, name: str, attr_type: str, value: Any, unit: str | None) -> None:
-            update = target(attr)
-            metadata: Json = dict(attr.get("metadata") or {})
+        def put(spec: _Spec, attr_type: str, value: Any, unit: str | None) -> None:
+            update = target(spec.attr) if spec.other else main
+            metadata: Json = dict(spec.metadata) if spec.metadata else {}
             if unit and "unitCode" not in metadata:
                 metadata["unitCode"] = {"type": "Text", "value": unit}
             if with_time:
-                metadata["TimeInstant"] = {"type": "DateTime", "value": stamp}
-            component = attr.get("component")
-            if component:
-                existing = update.attrs.get(name)
+                metadata["TimeInstant"] = time_meta
+            if spec.component:
+                existing = update.attrs.get(spec.name)
                 if existing is None:
-                    existing = update.attrs[name] = {"type": attr.get("type") or "StructuredValue", "value": {},
-                                                     "metadata": metadata}
-                existing["value"][str(component)] = value
+                    existing = update.attrs[spec.name] = {"type": spec.attr_type or "StructuredValue", "value": {},
+                                                          "metadata": metadata}
+                existing["value"][spec.component] = value
                 return
-            update.attrs[name] = {"type": attr_type, "value": value, "metadata": metadata}
+            update.attrs[spec.name] = {"type": attr_type, "value": value, "metadata": metadata}
 
+        evaluate = self.expressions.evaluate
+        implicit = explicit is not True and explicit_names is None  # unmapped keys become Text attributes
         for key, value in reading.values.items():
-            if key in ("id", "type", "TimeInstant"):
+            spec = general.get(key)
+            if spec is None:
+                if implicit and value is not None and key not in plan.by_key and key not in _RESERVED_KEYS:
+                    put(_Spec.of({"name": key}), "Text", value, units.get(key))  # iotagent-json's default type
                 continue
-            found = by_key.get(key)
-            if found is None:
-                if explicit is True or explicit_names is not None:
+            if key in _RESERVED_KEYS:
+                continue
+            if spec.expression is not None:
+                value = evaluate(spec.expression, context)
+                if value is None or (spec.skip and value == spec.skip[0]):
                     continue
-                if value is None:
-                    continue
-                put({}, key, "Text", value, reading.units.get(key))  # iotagent-json's default type
+            elif value is None:
                 continue
-            attr = found
-            name = str(attr["name"])
-            if explicit_names is not None and name not in explicit_names and key not in explicit_names:
-                continue
-            if attr.get("expression"):
-                value = self.expressions.evaluate(str(attr["expression"]), context)
-                if value is None or ("skipValue" in attr and value == attr["skipValue"]):
-                    continue
-            if value is None:
-                continue
-            attr_type = str(attr.get("type") or _json_type(value))
-            put(attr, name, attr_type, _coerce(value, attr_type), reading.units.get(key))
-            context.setdefault(name, value)
+            attr_type = spec.attr_type or _json_type(value)
+            put(spec, attr_type, _coerce(value, attr_type), units.get(key) if units else None)
+            context.setdefault(spec.name, value)
 
         for attr in computed:
             name = str(attr["name"])
             if explicit_names is not None and name not in explicit_names:
                 continue
-            value = self.expressions.evaluate(str(attr["expression"]), context)
+            value = evaluate(str(attr["expression"]), context)
             if value is None or ("skipValue" in attr and value == attr["skipValue"]):
                 continue
             attr_type = str(attr.get("type") or _json_type(value))
-            put(attr, name, attr_type, _coerce(value, attr_type), None)
+            put(_Spec.of(attr), attr_type, _coerce(value, attr_type), None)
 
         updates = [main, *others.values()]
         for update in updates:
@@ -269,7 +291,7 @@ class Mapper:
                         entry["metadata"] = static["metadata"]
                     update.attrs.setdefault(static["name"], entry)
             if with_time:
-                update.attrs["TimeInstant"] = {"type": "DateTime", "value": stamp}
+                update.attrs["TimeInstant"] = time_meta
         return [u for u in updates if u.attrs]
 
     @staticmethod
