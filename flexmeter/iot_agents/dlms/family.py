@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,7 @@ def peek_security(data: bytes) -> CipheredApdu | None:
 
 
 # -- values -----------------------------------------------------------------------------------------------
+@lru_cache(maxsize=4096)  # a fleet pushes the same few dozen OBIS codes
 def object_id(obis: str) -> str:
     """``C.D.E`` for the current value of an electricity (or unspecified, ``x-x``) quantity on the main
     channel (B 0 or 1); the full ``A-B:C.D.E.F`` code for anything else (abstract objects, M-Bus channels,
@@ -167,11 +169,18 @@ def normalise(key: str, value: Decimal, unit: str | None) -> tuple[Decimal, str 
     """The value in the unit of the mapping tables (kWh, kvarh, kVAh, W, var, VA, V, A, Hz)."""
     if not unit:
         return value, None
-    found = UNIT_CODES.get(unit.strip().lower())
+    code, factor = _unit_conversion(unit)
+    return (value if factor is None else value * factor), code
+
+
+@lru_cache(maxsize=256)
+def _unit_conversion(unit: str) -> tuple[str | None, Decimal | None]:
+    """(UN/CEFACT code, factor to the tables' unit, None when kept as is) of a meter's unit text."""
+    key = unit.strip().lower()
+    found = UNIT_CODES.get(key)
     if found is None:
-        return value, MEASURE_CODES.get(unit.strip().lower())
-    code, factor = found
-    return value * factor, code
+        return MEASURE_CODES.get(key), None
+    return found[0], found[1]
 
 
 def _plain(value: Decimal) -> int | float | str:
@@ -182,9 +191,11 @@ def _plain(value: Decimal) -> int | float | str:
 
 def _derive(values: dict[str, Decimal]) -> None:
     for total in ("1.8", "2.8", "3.8", "4.8"):
+        if f"{total}.0" in values:
+            continue
         tariffs = [v for k, v in values.items() if k.startswith(total + ".") and k != total + ".0"
                    and k.rsplit(".", 1)[1] in "123456789"]
-        if f"{total}.0" not in values and tariffs:
+        if tariffs:
             values[f"{total}.0"] = sum(tariffs, Decimal(0))  # DSMR P1 sends only the tariff registers
     if "16.7.0" not in values and "1.7.0" in values:
         values["16.7.0"] = values["1.7.0"] - values.get("2.7.0", Decimal(0))
