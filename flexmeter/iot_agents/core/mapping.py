@@ -174,12 +174,18 @@ class _Spec:
                    str(attr["component"]) if attr.get("component") else None, bool(attr.get("entity_name")))
 
 
+_Digest = tuple[dict[str, Json], list[Json], bool, dict[str, tuple[str, str | None, Json | None, bool]],
+                dict[str, "_Spec"]]
+"""An attribute table digested: (by object_id, computed entries, simple, the fast path's, the general path's)."""
+
+
 class Mapper:
     """Stateless but for caches (parsed expressions; per-device plans, keyed by the registry's objects)."""
 
     def __init__(self, expressions: Expressions | None = None) -> None:
         self.expressions = expressions or Expressions()
         self._plans: dict[tuple[int, int, str | None, str], _Plan] = {}
+        self._digests: dict[tuple[Any, ...], tuple[Json | None, _Digest]] = {}
 
     def _plan(self, view: DeviceView, family: Family, model: str | None) -> _Plan:
         key = (id(view.device), id(view.group), model, family.name)
@@ -187,15 +193,8 @@ class Mapper:
         if plan is not None and plan.device is view.device and plan.group is view.group:
             return plan
         explicit = view.get("explicitAttrs", False)
-        by_key, computed = _index(view.attribute_table(family, model))
-        simple = not computed and not any(
-            a.get("expression") or a.get("entity_name") or a.get("component") for a in by_key.values())
         names = set(explicit) if isinstance(explicit, list) else None
-        fast = {key: (str(attr["name"]), str(attr["type"]) if attr.get("type") else None,
-                      attr["metadata"] if attr.get("metadata") else None,
-                      names is None or str(attr["name"]) in names or key in names)
-                for key, attr in by_key.items()}
-        general = {key: _Spec.of(attr) for key, attr in by_key.items() if fast[key][3]}
+        by_key, computed, simple, fast, general = self._digest(view, family, model, names)
         plan = _Plan(view.device, view.group, view.entity_type(family, model), view.entity_id(family, model),
                      view.get("timezone"), view.get("timestamp", True) is not False, explicit, names, by_key,
                      computed, view.static_attributes(), view.service, view.service_path, simple, fast, general)
@@ -203,6 +202,30 @@ class Mapper:
             self._plans.clear()
         self._plans[key] = plan
         return plan
+
+    def _digest(self, view: DeviceView, family: Family, model: str | None, names: set[str] | None) -> _Digest:
+        """The attribute table digested for both paths; shared by the devices of a group that have no table
+        of their own (thousands of meters seen for the first time must not digest the same table each)."""
+        shared = not view.device.get("attributes")
+        key = (id(view.group), model, family.name, tuple(sorted(names)) if names is not None else None)
+        if shared:
+            hit = self._digests.get(key)
+            if hit is not None and hit[0] is view.group:
+                return hit[1]
+        by_key, computed = _index(view.attribute_table(family, model))
+        simple = not computed and not any(
+            a.get("expression") or a.get("entity_name") or a.get("component") for a in by_key.values())
+        fast = {key: (str(attr["name"]), str(attr["type"]) if attr.get("type") else None,
+                      attr["metadata"] if attr.get("metadata") else None,
+                      names is None or str(attr["name"]) in names or key in names)
+                for key, attr in by_key.items()}
+        general = {key: _Spec.of(attr) for key, attr in by_key.items() if fast[key][3]}
+        digest = (by_key, computed, simple, fast, general)
+        if shared:
+            if len(self._digests) > 10_000:
+                self._digests.clear()
+            self._digests[key] = (view.group, digest)
+        return digest
 
     def map(self, reading: Reading, view: DeviceView, family: Family, received_at: datetime) -> list[EntityUpdate]:
         model = view.model(reading.model)
