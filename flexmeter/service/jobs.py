@@ -39,6 +39,7 @@ AGGREGATES = ("PT1H", "P1D", "P1M")
 TRANSACTION_ROWS = 100
 #: wall-clock seconds between silence checks (a silence shorter than that in wall time is found as a gap)
 SILENCE_CHECK_S = 1.0
+SILENCE_CHECK_MARGIN_S = 5.0
 #: wall-clock seconds between saves of the silence check's marks; how far back a meter new to it is checked
 SILENCE_FLUSH_S = 30.0
 #: a meter whose readings arrived this recently (wall clock) is late, not silent: its source lags the others
@@ -477,6 +478,10 @@ class Jobs:
         readings are still arriving (``SILENCE_GRACE_S`` of wall clock) is late, not silent: at 25,000x one
         transport lagging another by 40 ms is 900 s of data time."""
         now = now if now is not None else time.time()
+        # only meters that delivered since the previous check (their gaps) or that are behind the data time by
+        # more than the shortest limit (silence candidates, open alarms) can change anything: the others (all
+        # but a few of a large fleet) are left in SQLite; the margin covers a reading stamped during a check
+        since = min(self.last_silence_check, now) - SILENCE_CHECK_MARGIN_S
         self.last_silence_check = now
         after = self.config.silence_after_s
         tenants = self.store.query("SELECT tk, max(last_t), max(last_wall) FROM meters GROUP BY tk")
@@ -490,8 +495,9 @@ class Jobs:
                     clock += now - float(arrived)  # nothing arrives at all: the wall clock stands in
                 opened = {e: (alarm_id, float(begin), body) for alarm_id, e, begin, body in conn.execute(
                     "SELECT id, e, start, body FROM alarms WHERE tk=? AND kind='silence' AND end IS NULL", (tk,))}
-                for e, first_t, last_t, last_wall in conn.execute("SELECT e, first_t, last_t, last_wall FROM "
-                                                                  "meters WHERE tk=?", (tk,)).fetchall():
+                for e, first_t, last_t, last_wall in conn.execute(
+                        "SELECT e, first_t, last_t, last_wall FROM meters WHERE tk=? AND (last_wall >= ? OR "
+                        "last_t < ?)", (tk, since, clock - after)).fetchall():
                     # still delivering (in wall time): late, not silent; its gaps will tell
                     arriving = now - float(last_wall) <= min(SILENCE_GRACE_S, after)
                     self._silence_meter(conn, tk, e, float(first_t), float(last_t), clock, opened.get(e), arriving)
