@@ -63,6 +63,7 @@ class Jobs:
         self.config = config
         self.topology = Topology(store)
         self._data_time: dict[str, float] = {}
+        self._meters: dict[tuple[str, str], tuple[str | None, float]] = {}
         self.handlers: dict[str, Handler] = {
             "p15": self.profile15,
             "bldg": self.building_profile,
@@ -89,6 +90,7 @@ class Jobs:
         """Process the dirty marks kind by kind (in dependency order); returns how many were settled."""
         self.topology.clear()
         self._data_time.clear()
+        self._meters.clear()
         settled = 0
         for kind, handler in self.handlers.items():
             rows = self.store.query("SELECT tk, key, start FROM dirty WHERE kind=? LIMIT ?", (kind, limit))
@@ -137,8 +139,13 @@ class Jobs:
         return self._data_time[tk]
 
     def _meter(self, tk: str, e: str) -> tuple[str | None, float]:
-        row = self.store.one("SELECT vector, last_t FROM meters WHERE tk=? AND e=?", (tk, e))
-        return (row[0], float(row[1])) if row else (None, 0.0)
+        """(vector, last observation) as of this pass: a meter's marks that are not due yet are asked again on
+        every pass, several per meter."""
+        found = self._meters.get((tk, e))
+        if found is None:
+            row = self.store.one("SELECT vector, last_t FROM meters WHERE tk=? AND e=?", (tk, e))
+            found = self._meters[(tk, e)] = (row[0], float(row[1])) if row else (None, 0.0)
+        return found
 
     # -- profiles -----------------------------------------------------------------------------------------
     def _resets(self, tk: str, e: str, t0: float, t1: float) -> list[float]:
