@@ -31,6 +31,8 @@ def test_bench_e2e_pilots_counts_every_reading_of_every_family(mqtt_url: str, am
     assert counts == {"sent": sent, "agent_forwarded": sent, "broker": sent, "timeseries": sent,
                       "service": sent}, result["hops"]
     assert result["lost"] == 0 and result["loss_ok"] is True
+    # the time series hop counts distinct (meter, second) rows, and the total agrees: nothing stored twice here
+    assert result["timeseries_distinct_rows"] == sent and result["timeseries_rows"] >= sent
     assert result["latency"]["broker"]["samples"] == sent
     assert result["latency"]["service"]["samples"] == sent
     assert result["latency"]["timeseries"]["samples"] > 0
