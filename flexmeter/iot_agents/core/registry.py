@@ -237,12 +237,10 @@ class Registry:
     def group_for_device(self, service: str, subservice: str, device: Json) -> Json | None:
         """The group a provisioned device belongs to: by its apikey, else by entity type, else the tenant's."""
         key = ("groups", service, subservice)
-        with self._lock:
+        with self._lock:  # one hold (reentrant): a write between the read and the store must not be cached over
             groups: list[Json] | None = self._cache.get(key)
-        if groups is None:  # parsed once per registry write: a tenant's groups carry whole mapping tables
-            groups = self.list_groups(service, subservice)
-            with self._lock:
-                self._cache[key] = groups
+            if groups is None:  # parsed once per registry write: a tenant's groups carry whole mapping tables
+                groups = self._cache[key] = self.list_groups(service, subservice)
         apikey = device.get("apikey")
         for group in groups:
             if apikey and group.get("apikey") == apikey:
