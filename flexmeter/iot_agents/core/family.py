@@ -189,6 +189,11 @@ class OutgoingCommand:
     payload: bytes
 
 
+DUPLICATES = "iota_duplicates_dropped_total"
+DUPLICATES_HELP = ("Messages dropped as copies of ones already accepted (M-Bus: same meter, access number and "
+                   "time; DLMS: a system title's last push delivered again), per family.")
+
+
 class FamilyCounter:
     """A counter of the agent's ``/metrics`` that always carries the family's ``family`` label."""
 

@@ -12,6 +12,7 @@ pushes or turns a redelivered one into a replay. Each push is its own reading wi
 from __future__ import annotations
 
 import binascii
+import hashlib
 import logging
 import re
 import threading
@@ -24,7 +25,18 @@ from typing import Any
 
 from flexmeter.config import get_settings
 from flexmeter.iot_agents.core.errors import DecodeError
-from flexmeter.iot_agents.core.family import Decoded, Family, FamilyContext, Message, Reading, Rejected, Route
+from flexmeter.iot_agents.core.family import (
+    DUPLICATES,
+    DUPLICATES_HELP,
+    Decoded,
+    Family,
+    FamilyContext,
+    FamilyCounter,
+    Message,
+    Reading,
+    Rejected,
+    Route,
+)
 from flexmeter.iot_agents.dlms import errors as dlms_errors
 from flexmeter.iot_agents.dlms.counters import LEGACY_FILE, InvocationCounters, read_legacy
 from flexmeter.iot_agents.dlms.decoder import DlmsMessage, Keys, decode_dlms
@@ -42,7 +54,13 @@ from flexmeter.iot_agents.dlms.mappings import (
 )
 from flexmeter.iot_agents.dlms.obis import obis_cde
 from flexmeter.iot_agents.dlms.push import json_value
-from flexmeter.iot_agents.dlms.security import CIPHERED_TAGS, CipheredApdu, ReplayGuard, parse_ciphered
+from flexmeter.iot_agents.dlms.security import (
+    CIPHERED_TAGS,
+    SC_AUTHENTICATION,
+    CipheredApdu,
+    ReplayGuard,
+    parse_ciphered,
+)
 from flexmeter.iot_agents.dlms.wrappers import (
     FLAG,
     HdlcReassembler,
@@ -51,6 +69,7 @@ from flexmeter.iot_agents.dlms.wrappers import (
     strip_llc,
     unwrap_udp,
 )
+from flexmeter.metrics import Registry as MetricsRegistry
 
 Json = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -254,6 +273,15 @@ def _identity(values: Mapping[str, Any], system_title: bytes | None) -> str | No
     return None
 
 
+def _scope(guard: ReplayGuard, title: bytes) -> tuple[str, bytes]:
+    """(tenant, system title): the guard's tenant ("" for an apikey no tenant has), as the counters are keyed."""
+    return str(getattr(guard, "tenant", "")), bytes(title)
+
+
+def _digest(frame: bytes) -> bytes:
+    return hashlib.blake2b(frame, digest_size=16).digest()
+
+
 def _hex_secret(secrets: Mapping[str, str], names: tuple[str, ...], what: str) -> bytes | None:
     for name in names:
         value = secrets.get(name)
@@ -278,6 +306,9 @@ class DlmsFamily(Family):
         self._unattributed: dict[str, ReplayGuard] = {}
         self._lock = threading.Lock()
         self._udp: Any = None
+        self._last_push: dict[tuple[str, bytes], tuple[int, bytes]] = {}
+        """(tenant, system title) -> (invocation counter, digest) of its last push accepted by this process"""
+        self._duplicates = FamilyCounter(MetricsRegistry().counter(DUPLICATES, DUPLICATES_HELP), self.name)
 
     def guard(self, apikey: str | None) -> ReplayGuard:
         """The replay guard of the tenant of the apikey's service group: a meter keeps its counters when it
@@ -332,13 +363,17 @@ class DlmsFamily(Family):
         lookup = message.secrets or (lambda _device_id: {})
         guard = self.guard(message.apikey)  # its counters become durable with the readings' outbox commit
         if len(frames) == 1:
-            return [self._push(frames[0], meter, guard, lookup, "")]
+            reading = self._push(frames[0], meter, guard, lookup, "")
+            return [reading] if reading is not None else []
         out: list[Decoded] = []  # hex lines: a bad push is dead-lettered alone, the others go on
         for i, frame in enumerate(frames):
             try:
-                out.append(self._push(frame, meter, guard, lookup, f"push {i + 1} of {len(frames)}: "))
+                reading = self._push(frame, meter, guard, lookup, f"push {i + 1} of {len(frames)}: ")
             except DecodeError as exc:
                 out.append(Rejected.of(exc, frame.hex().upper(), push=i))
+                continue
+            if reading is not None:
+                out.append(reading)
         return out
 
     def _readout(self, data: bytes, meter: str | None) -> Reading:
@@ -364,7 +399,8 @@ class DlmsFamily(Family):
                        raw=data.decode("latin-1"))
 
     def _push(self, frame: bytes, meter: str | None, guard: ReplayGuard,
-              lookup: Callable[[str], Mapping[str, str]], where: str) -> Reading:
+              lookup: Callable[[str], Mapping[str, str]], where: str) -> Reading | None:
+        """The push's reading; None for a copy of the system title's last accepted push (dropped, counted)."""
         try:
             header = peek_security(frame)
         except dlms_errors.DecodeError as exc:
@@ -374,10 +410,24 @@ class DlmsFamily(Family):
         if header is not None and header.security_control & 0x30:
             keys = self._keys(header, meter, lookup, where)
             title = title or keys.system_title
+        counter = header.invocation_counter if header is not None else None
         try:
             decoded: DlmsMessage = decode_dlms(frame, keys, guard)
+        except dlms_errors.ReplayError as exc:
+            if title is not None and counter is not None and \
+                    self._last_push.get(_scope(guard, title)) == (counter, _digest(frame)):
+                # the same bytes as the last push accepted: a redelivery (MQTT QoS 1 after a lost PUBACK, a
+                # concentrator's retry), not an attack: its reading is already in; a replay of an older push,
+                # or other bytes under the same counter, stays a REPLAYED_FRAME dead letter
+                self._duplicates.inc()
+                log.debug("DLMS push of %s delivered again (counter %d): dropped", bytes(title).hex(), counter)
+                return None
+            raise _decode_error(exc, where) from exc
         except dlms_errors.DecodeError as exc:
             raise _decode_error(exc, where) from exc
+        if title is not None and counter is not None and decoded.security is not None \
+                and decoded.security.security_control & SC_AUTHENTICATION:  # the guard accepted its counter
+            self._last_push[_scope(guard, title)] = (counter, _digest(frame))
         raw_values = {obis: v.value for obis, v in decoded.values.items()}
         device_id = meter or _identity(raw_values, title)
         if not device_id:
@@ -423,10 +473,18 @@ class DlmsFamily(Family):
             found = context.tenant(apikey)
             return found[0] if found is not None else None
 
+        counted = self._duplicates.get()
+        self._duplicates = context.counter(DUPLICATES, DUPLICATES_HELP)
+        if counted:
+            self._duplicates.inc(counted)
         self.use_outbox(context.join_outbox, tenant_of, state_directory(context))
         self._udp = listener_from_env(self, lambda _family, message: context.submit(message))
         if self._udp is not None:
             self._udp.start()
+
+    @property
+    def duplicates_dropped(self) -> int:
+        return int(self._duplicates.get())
 
     def stop(self) -> None:
         if self._udp is not None:

@@ -26,6 +26,8 @@ from typing import Any
 from flexmeter.config import get_settings
 from flexmeter.iot_agents.core.errors import DecodeError
 from flexmeter.iot_agents.core.family import (
+    DUPLICATES,
+    DUPLICATES_HELP,
     Decoded,
     Family,
     FamilyContext,
@@ -54,8 +56,6 @@ MBUS_ROUTES: tuple[Route, ...] = (
     Route("http", "/iot/mbus", query={"k": "apikey", "g": "gateway", "kind": "kind"}),
 )
 
-DUPLICATES = "iota_duplicates_dropped_total"
-DUPLICATES_HELP = "Telegrams dropped as duplicates (same meter, access number, time)."
 KEY_NAMES = ("aes_key", "wmbus_key", "mbus_key", "key")
 DETECTOR = "urn:flexmeter:iot-agent:mbus"
 

@@ -69,16 +69,19 @@ def test_ggc_push_over_mqtt_lands_at_1hz_a_replay_is_dead_lettered_and_http_read
     assert meter["phaseType"]["value"] == "singlePhase"
     assert meter["TimeInstant"]["value"] == "2026-11-27T09:00:00.000Z"  # 10:00 CET, the meter's own time
 
-    # the same bytes again (a replay), then the next second's push: one dead letter, the new reading lands
-    publish_all(mqtt_url, [(topic, ggc(101)),
+    # the same bytes again (a redelivery: dropped, counted), an older push (a replay: one dead letter), then
+    # the next second's push: the new reading lands
+    older = ggc(100, user_body(power_w=1111), at=T0 - timedelta(seconds=1))
+    publish_all(mqtt_url, [(topic, ggc(101)), (topic, older),
                            (topic, ggc(102, user_body(power_w=1777), at=T0 + timedelta(seconds=1)))])
     latest = wait_for(lambda: (e := get_entity(ngsi, tenant, entity_id))
                       and e["TimeInstant"]["value"] == "2026-11-27T09:00:01.000Z" and e)
     assert latest["totalActivePower"]["value"] == 1757
     letters = wait_for(lambda: dead_letters(agent.url, tenant))
     (letter,) = [d for d in letters if d["family"] == "dlms"]
-    assert letter["error"] == "REPLAYED_FRAME" and "101 <= 101" in letter["reason"]
-    assert letter["raw"] == {"hex": ggc(101).hex()} or bytes.fromhex(letter["raw"]["hex"]) == ggc(101)
+    assert letter["error"] == "REPLAYED_FRAME" and "100 <= 101" in letter["reason"]
+    assert letter["raw"] == {"hex": older.hex()} or bytes.fromhex(letter["raw"]["hex"]) == older
+    assert 'iota_duplicates_dropped_total{family="dlms"} 1' in requests.get(f"{agent.url}/metrics", timeout=5).text
     assert EK.hex() not in requests.get(f"{agent.url}/iot/devices/{TITLE_HEX}", headers=tenant, timeout=5).text
 
     http_readout_and_substation_push(agent, ngsi, tenant)
@@ -216,8 +219,9 @@ def test_a_push_not_stored_before_a_crash_is_accepted_again_and_its_counter_foll
     deleted = requests.delete(f"{second.url}/iot/devices/{TITLE_HEX}", headers=tenant, timeout=5)
     assert deleted.status_code == 204, deleted.text
     provision(second.url, tenant, [{"apikey": moved, "resource": "/iot/dlms"}], [{**device, "apikey": moved}])
-    replay = requests.post(f"{south_url(second)}/iot/dlms", params={"k": moved}, data=ggc(601).hex(), timeout=10)
-    assert replay.status_code == 409 and "601 <= 601" in replay.json()["message"], replay.text
+    older = ggc(600, at=T0 - timedelta(seconds=1))
+    replay = requests.post(f"{south_url(second)}/iot/dlms", params={"k": moved}, data=older.hex(), timeout=10)
+    assert replay.status_code == 409 and "600 <= 601" in replay.json()["message"], replay.text
     later = ggc(602, user_body(power_w=1999), at=T0 + timedelta(seconds=1))
     fresh = requests.post(f"{south_url(second)}/iot/dlms", params={"k": moved}, data=later.hex(), timeout=10)
     assert fresh.status_code == 200, fresh.text
