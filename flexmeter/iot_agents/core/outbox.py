@@ -55,9 +55,13 @@ class DeadLetter:
     service_path: str | None = None
 
     def as_json(self) -> dict[str, Any]:
+        """``raw`` as text when it is text (JSON, hex lines, readouts), else ``{"hex": ...}``: a binary frame
+        that happens to be valid UTF-8 (``0f 00 01 ...``) is still shown as hex."""
         try:
             raw: Any = self.raw.decode("utf-8")
         except UnicodeDecodeError:
+            raw = None
+        if raw is None or not all(c.isprintable() or c in "\r\n\t" for c in raw):
             raw = {"hex": self.raw.hex()}
         return {"id": self.id, "at": self.at, "family": self.family, "error": self.error, "reason": self.reason,
                 "raw": raw, "context": self.context}

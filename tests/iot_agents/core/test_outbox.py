@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from flexmeter.iot_agents.core.outbox import NewDeadLetter, NewRow, Outbox
+from flexmeter.iot_agents.core.outbox import DeadLetter, NewDeadLetter, NewRow, Outbox
 
 
 def test_dead_letters_keep_their_tenant_and_a_refused_update_gets_its_rows(tmp_path: Path) -> None:
@@ -51,3 +51,13 @@ def test_delete_takes_exactly_the_ids_given_and_peek_reads_after_an_id(tmp_path:
     assert [r.id for r in outbox.peek(100)] == [ids[3], ids[4], ids[6], ids[8], ids[9]]
     assert [r.id for r in outbox.peek(2, after=ids[4])] == [ids[6], ids[8]]
     outbox.close()
+
+
+def test_a_dead_letter_shows_text_as_text_and_binary_as_hex() -> None:
+    def shown(raw: bytes) -> object:
+        return DeadLetter(1, 0.0, "dlms", "reason", "WRONG_SYNTAX", raw, {}).as_json()["raw"]
+
+    assert shown(b'{"device": "E350-1",\n "v": "\xc3\xa9"}') == '{"device": "E350-1",\n "v": "\u00e9"}'
+    assert shown(b"0F000102\r\n") == "0F000102\r\n"  # hex lines are text
+    assert shown(b"\x0f\x00\x01\x02") == {"hex": "0f000102"}  # valid UTF-8, but a binary frame
+    assert shown(b"\xdb\x08") == {"hex": "db08"}  # not UTF-8
