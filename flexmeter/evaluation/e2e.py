@@ -222,14 +222,15 @@ def _run(options: E2EOptions, devices: int, endpoints: Endpoints, receiver: Brok
         missing = sum(max(0, sent.per_device[i] - counts.get(entity, 0)) for entity, i in ours.items())
         return total, missing
 
-    last_change, last_state = time.time(), None
     ql_count, ql_missing = 0, sent.count
     ql_complete_at: float | None = None
     # Counting every meter's rows is a query over the whole run: while the probe meters' rows are still
     # arriving the time series is behind anyway, so the full count waits for them (or runs every 5 s).
     probe_expected = sum(sent.per_device[i] for i in probe_indexes)
     next_count = 0.0
-    while True:
+
+    def hop_state() -> tuple[float | int | None, ...]:
+        nonlocal ql_count, ql_missing, ql_complete_at, next_count
         delta = counters.delta()
         if poller.count() >= probe_expected or time.time() >= next_count:
             ql_count, ql_missing = ql_total()
@@ -237,14 +238,9 @@ def _run(options: E2EOptions, devices: int, endpoints: Endpoints, receiver: Brok
         if ql_complete_at is None and ql_missing == 0:
             ql_complete_at = time.time()
         broker_now = receiver.count() if options.receiver == "all" else None
-        state = (delta.get("agent_forwarded"), broker_now, sent.count - ql_missing, delta.get("service"))
-        if state != last_state:
-            last_state, last_change = state, time.time()
-        complete = all(v is None or v >= sent.count for v in state)
-        if complete or time.time() - last_change > options.settle_timeout:
-            break
-        time.sleep(0.2)
-    drained_at = time.time()
+        return delta.get("agent_forwarded"), broker_now, sent.count - ql_missing, delta.get("service")
+
+    drained_at = wait_settled(hop_state, sent.count, options.settle_timeout)
     stop_measuring(timeline, poller, sampler)
     progress("counting", 0.95)
     delta = counters.delta()
@@ -316,6 +312,20 @@ def stop_measuring(timeline: Timeline, poller: ProbePoller, sampler: ResourceSam
     timeline.stop()
     poller.stop()
     sampler.stop()
+
+
+def wait_settled(hop_state: Callable[[], tuple[float | int | None, ...]], expected: int,
+                 settle_timeout: float) -> float:
+    """Poll the hops' counts (None: a hop not counted) until each has ``expected`` or none has moved for
+    ``settle_timeout`` s (what is missing then is loss); returns when it stopped waiting."""
+    last_change, last_state = time.time(), None
+    while True:
+        state = hop_state()
+        if state != last_state:
+            last_state, last_change = state, time.time()
+        if all(v is None or v >= expected for v in state) or time.time() - last_change > settle_timeout:
+            return time.time()
+        time.sleep(0.2)
 
 
 def hop_table(counts: dict[str, int | None], timeline: Timeline, sent: int, started: float, drained_at: float, *,

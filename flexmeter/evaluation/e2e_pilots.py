@@ -14,7 +14,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flexmeter.evaluation.e2e import E2EOptions, Progress, _Counters, _int, hop_table, measured_sections, stop_measuring
+from flexmeter.evaluation.e2e import (
+    E2EOptions,
+    Progress,
+    _Counters,
+    _int,
+    hop_table,
+    measured_sections,
+    stop_measuring,
+    wait_settled,
+)
 from flexmeter.evaluation.errors import EvaluationError
 from flexmeter.evaluation.hops import BrokerReceiver
 from flexmeter.evaluation.latency import ProbePoller, Timeline, curve_latencies
@@ -97,9 +106,11 @@ def _run(options: E2EOptions, workload: PilotsWorkload, endpoints: Endpoints, re
     progress("publishing", 0.1)
     run = run_pilots(workload, emitters, times_ms, duration=options.duration)
     progress("draining", 0.9)
-    last_change, last_state = time.time(), None
-    rows, rows_complete_at, next_count = 0, None, 0.0
-    while True:
+    rows, next_count = 0, 0.0
+    rows_complete_at: float | None = None
+
+    def hop_state() -> tuple[float | int | None, ...]:
+        nonlocal rows, rows_complete_at, next_count
         delta = counters.delta()
         if time.time() >= next_count:
             rows = timeseries_rows(endpoints.ql_url, workload)
@@ -107,13 +118,9 @@ def _run(options: E2EOptions, workload: PilotsWorkload, endpoints: Endpoints, re
             if rows_complete_at is None and rows >= run.count:
                 rows_complete_at = time.time()
         broker_now = receiver.count() if options.receiver == "all" else None
-        state = (delta.get("agent_forwarded"), broker_now, rows, delta.get("service"))
-        if state != last_state:
-            last_state, last_change = state, time.time()
-        if all(v is None or v >= run.count for v in state) or time.time() - last_change > options.settle_timeout:
-            break
-        time.sleep(0.2)
-    drained_at = time.time()
+        return delta.get("agent_forwarded"), broker_now, rows, delta.get("service")
+
+    drained_at = wait_settled(hop_state, run.count, options.settle_timeout)
     stop_measuring(timeline, poller, sampler)
     progress("counting", 0.95)
     delta = counters.delta()
