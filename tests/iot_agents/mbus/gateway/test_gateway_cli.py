@@ -6,20 +6,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import uuid
 from decimal import Decimal
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from flexmeter.iot_agents.core.mqtt import host_port
 from flexmeter.iot_agents.mbus import decode_mbus
 from flexmeter.iot_agents.mbus.encode import encode_value
 from flexmeter.iot_agents.mbus.uplink import parse_json_uplink
 from flexmeter.simulator.mbus_slave import MbusSlaveSimulator, SimMeter
+from tests.iot_agents.mbus.gateway.subscriber import Subscriber
 from tests.support.processes import free_port
 
 # These tests publish uplinks on the shared Mosquitto/RabbitMQ, where every agent under test subscribes
@@ -35,34 +33,6 @@ def _gateway(*args: str) -> dict[str, object]:
     return result
 
 
-class Subscriber:
-    def __init__(self, mqtt_url: str, topic: str) -> None:
-        self.messages: list[bytes] = []
-        self.ready = threading.Event()
-        self.got = threading.Condition()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:8]}")
-        self.client.on_connect = lambda c, u, f, r, p=None: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda *a: self.ready.set()
-        self.client.on_message = self._on_message
-        self.client.connect(*host_port(mqtt_url))
-        self.client.loop_start()
-        assert self.ready.wait(5)
-
-    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        with self.got:
-            self.messages.append(bytes(msg.payload))
-            self.got.notify_all()
-
-    def wait(self, count: int, timeout: float = 10) -> list[bytes]:
-        with self.got:
-            assert self.got.wait_for(lambda: len(self.messages) >= count, timeout), self.messages
-            return list(self.messages)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 def test_buffers_while_mqtt_is_down_then_forwards_in_order(mqtt_url: str, tmp_path: Path) -> None:
     meters = [SimMeter(5, "12345678", telegrams=[encode_value("energy", Decimal(100000), "Wh", 3)]),
               SimMeter(7, "12345679", telegrams=[encode_value("energy", Decimal(1000), "Wh", 3),
@@ -71,14 +41,14 @@ def test_buffers_while_mqtt_is_down_then_forwards_in_order(mqtt_url: str, tmp_pa
     apikey = f"k{uuid.uuid4().hex[:8]}"
     common = ["--tcp", sim.address, "--addresses", "5,7", "--apikey", apikey, "--gateway-id", "gw1",
               "--buffer", str(tmp_path / "uplink.db"), "--timeout", "0.1"]
-    subscriber = Subscriber(mqtt_url, f"mbus/{apikey}/+/up")
+    subscriber = Subscriber(*host_port(mqtt_url), f"mbus/{apikey}/+/up")
     try:
         down = _gateway(*common, "--mqtt-url", f"mqtt://127.0.0.1:{free_port()}", "--flush-timeout", "0.5")
         assert down["frames"] == 3 and down["published"] == 0 and down["buffered"] == 1, down
         assert down["timing"]["char_time_s"] == round(11 / 2400, 6)  # type: ignore[index]
         up = _gateway(*common, "--mqtt-url", mqtt_url)
         assert up["frames"] == 3 and up["published"] == 2 and up["buffered"] == 0, up
-        first, second = subscriber.wait(2)
+        (_, first), (_, second) = subscriber.wait(2)
         for payload in (first, second):
             frames = parse_json_uplink(payload)
             assert [f.concentrator for f in frames] == ["gw1"] * 3

@@ -8,14 +8,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from decimal import Decimal
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from flexmeter.config import Settings
 from flexmeter.iot_agents.core.mqttlink import MqttConfigError, MqttEndpoint
@@ -25,37 +22,7 @@ from flexmeter.iot_agents.mbus.gateway.publisher import MqttUplink
 from flexmeter.simulator.mbus_slave import MbusSlaveSimulator, SimMeter
 from tests.iot_agents.core.conftest import wait_for
 from tests.iot_agents.core.secure_mosquitto import PASSWORD, USER, SecureMosquitto
-
-
-class Subscriber:
-    """A paho subscriber on the private broker (plain listener, right password)."""
-
-    def __init__(self, mosquitto: SecureMosquitto, topic: str) -> None:
-        self.messages: list[tuple[str, bytes]] = []
-        self.ready = threading.Event()
-        self.got = threading.Condition()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:8]}")
-        self.client.username_pw_set(USER, PASSWORD)
-        self.client.on_connect = lambda c, u, f, r, p=None: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda *a: self.ready.set()
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", mosquitto.plain)
-        self.client.loop_start()
-        assert self.ready.wait(5)
-
-    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        with self.got:
-            self.messages.append((msg.topic, bytes(msg.payload)))
-            self.got.notify_all()
-
-    def wait(self, count: int, timeout: float = 10) -> list[tuple[str, bytes]]:
-        with self.got:
-            assert self.got.wait_for(lambda: len(self.messages) >= count, timeout), self.messages
-            return list(self.messages)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+from tests.iot_agents.mbus.gateway.subscriber import Subscriber
 
 
 def _forward(mosquitto: SecureMosquitto, tmp_path: Path, url: str | MqttEndpoint,
@@ -64,7 +31,7 @@ def _forward(mosquitto: SecureMosquitto, tmp_path: Path, url: str | MqttEndpoint
     topic = f"mbus/k{uuid.uuid4().hex[:8]}/gw1/up"
     buffer = UplinkBuffer(tmp_path / f"{uuid.uuid4().hex[:6]}.db")
     buffer.put(topic, b'{"frames": []}')
-    subscriber = Subscriber(mosquitto, topic)
+    subscriber = Subscriber("127.0.0.1", mosquitto.plain, topic, USER, PASSWORD)
     uplink = MqttUplink(url, buffer, settings=settings or Settings())
     try:
         uplink.start()
@@ -133,7 +100,7 @@ def test_gateway_command_takes_the_password_and_ca_from_the_environment(mosquitt
     sim = MbusSlaveSimulator([SimMeter(5, "12345678", telegrams=[encode_value("energy", Decimal(1000), "Wh", 3)])])
     sim.start()
     apikey = f"k{uuid.uuid4().hex[:8]}"
-    subscriber = Subscriber(mosquitto, f"mbus/{apikey}/+/up")
+    subscriber = Subscriber("127.0.0.1", mosquitto.plain, f"mbus/{apikey}/+/up", USER, PASSWORD)
     env = {**os.environ, "FLEXMETER_MQTT_USERNAME": USER, "FLEXMETER_MQTT_PASSWORD": PASSWORD,
            "FLEXMETER_MQTT_CA_FILE": str(mosquitto.ca_file)}
     try:
