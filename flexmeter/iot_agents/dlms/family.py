@@ -12,7 +12,6 @@ pushes or turns a redelivered one into a replay. Each push is its own reading wi
 from __future__ import annotations
 
 import binascii
-import hashlib
 import logging
 import re
 import threading
@@ -278,10 +277,6 @@ def _scope(guard: ReplayGuard, title: bytes) -> tuple[str, bytes]:
     return str(getattr(guard, "tenant", "")), bytes(title)
 
 
-def _digest(frame: bytes) -> bytes:
-    return hashlib.blake2b(frame, digest_size=16).digest()
-
-
 def _hex_secret(secrets: Mapping[str, str], names: tuple[str, ...], what: str) -> bytes | None:
     for name in names:
         value = secrets.get(name)
@@ -307,7 +302,8 @@ class DlmsFamily(Family):
         self._lock = threading.Lock()
         self._udp: Any = None
         self._last_push: dict[tuple[str, bytes], tuple[int, bytes]] = {}
-        """(tenant, system title) -> (invocation counter, digest) of its last push accepted by this process"""
+        """(tenant, system title) -> (invocation counter, bytes) of its last push accepted by this process (the
+        frame itself is kept: a reference costs nothing on the decode path, a hash would)"""
         self._duplicates = FamilyCounter(MetricsRegistry().counter(DUPLICATES, DUPLICATES_HELP), self.name)
 
     def guard(self, apikey: str | None) -> ReplayGuard:
@@ -415,7 +411,7 @@ class DlmsFamily(Family):
             decoded: DlmsMessage = decode_dlms(frame, keys, guard)
         except dlms_errors.ReplayError as exc:
             if title is not None and counter is not None and \
-                    self._last_push.get(_scope(guard, title)) == (counter, _digest(frame)):
+                    self._last_push.get(_scope(guard, title)) == (counter, frame):
                 # the same bytes as the last push accepted: a redelivery (MQTT QoS 1 after a lost PUBACK, a
                 # concentrator's retry), not an attack: its reading is already in; a replay of an older push,
                 # or other bytes under the same counter, stays a REPLAYED_FRAME dead letter
@@ -427,7 +423,7 @@ class DlmsFamily(Family):
             raise _decode_error(exc, where) from exc
         if title is not None and counter is not None and decoded.security is not None \
                 and decoded.security.security_control & SC_AUTHENTICATION:  # the guard accepted its counter
-            self._last_push[_scope(guard, title)] = (counter, _digest(frame))
+            self._last_push[_scope(guard, title)] = (counter, bytes(frame))
         raw_values = {obis: v.value for obis, v in decoded.values.items()}
         device_id = meter or _identity(raw_values, title)
         if not device_id:
