@@ -347,13 +347,19 @@ def decode_each(items: Iterable[Any], decode_one: Callable[[int, Any], Iterable[
             errors.append(exc)
             out.append(Rejected.of(exc, raw(index, item), **{label: index}))
     if errors and not good:
-        if len(errors) == 1:
-            raise errors[0]
-        from flexmeter.iot_agents.core.errors import AllItemsRejected
-
-        raise AllItemsRejected(errors[0].name, errors[0].status,
-                               f"{errors[0].message} (and {len(errors) - 1} more {label}(s) rejected)")
+        raise all_rejected(errors, label)
     return out
+
+
+def all_rejected(errors: list[IotAgentError], label: str = "item") -> IotAgentError:
+    """The error of a message none of whose items was good: the item's own, or the first one's with
+    "(and N more <label>(s) rejected)"; the message is dead-lettered whole with it."""
+    if len(errors) == 1:
+        return errors[0]
+    from flexmeter.iot_agents.core.errors import AllItemsRejected
+
+    return AllItemsRejected(errors[0].name, errors[0].status,
+                            f"{errors[0].message} (and {len(errors) - 1} more {label}(s) rejected)")
 
 
 FamilyFactory = Callable[[], Family]

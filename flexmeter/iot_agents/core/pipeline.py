@@ -41,6 +41,7 @@ from flexmeter.iot_agents.core.family import (
     Reading,
     Rejected,
     Route,
+    all_rejected,
     reading_raw,
 )
 from flexmeter.iot_agents.core.mapping import DeviceView, EntityUpdate, Mapper
@@ -424,10 +425,7 @@ class Pipeline:
             if first_view is None:
                 first_view = view
         if unmapped and len(unmapped) == len(decoded):
-            if len(unmapped) == 1:
-                raise unmapped[0]
-            raise AllItemsRejected(unmapped[0].name, unmapped[0].status,
-                                   f"{unmapped[0].message} (and {len(unmapped) - 1} more item(s) rejected)")
+            raise all_rejected(unmapped)
         name, received = family.name, item.received_at
         rows = [NewRow(u.service, u.service_path, entity_json(u.entity()), name, received) for u in updates]
         if not rejected:
